@@ -1,0 +1,188 @@
+#!/usr/bin/env python
+"""Time per training epoch: spike-and-slab ensemble against the plain MLP, side by side.
+
+One process, same data (the 5,000 embedded digits), same sizes (784-100-100-10),
+batch 500, Adam with the projection after every step. Epochs of the models are
+interleaved and repeated; the table gives medians and the ratios to the plain
+MLP. The NumPy row is a straightforward NumPy implementation of the same
+mean-field forward, gBP backward and Adam step (float64, as NumPy code is
+usually written), standing in for the authors' NumPy code, whose own timing
+on this machine kind was 0.2 s per epoch (DESIGN.md section 2).
+
+Memory: bytes kept for the backward pass per step (saved activations, by
+``torch.autograd.graph.saved_tensors_hooks``) and bytes of parameters plus
+Adam state; on CUDA also the peak allocated memory of one epoch.
+
+    python benchmarks/bench_epoch.py                 # CPU, or CUDA when present
+    python benchmarks/bench_epoch.py --device cpu --repeats 20
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import ensemble_nets as en
+from ensemble_nets.train.loop import train_epoch
+from ensemble_nets.train.optim import make_optimizer, resolve_device
+
+SIZES = (784, 100, 100, 10)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class NumpyEnsemble:
+    """Mean-field forward, gBP backward and Adam in NumPy (the shape of the authors' code)."""
+
+    def __init__(self, sizes, seed=0, lr=0.1, decay=1e-4):
+        rng = np.random.default_rng(seed)
+        self.rng, self.lr, self.decay = rng, lr, decay
+        self.params = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            self.params.append({"pi": np.zeros((n_out, n_in)), "m": rng.normal(0, np.sqrt(2 / 784), (n_out, n_in)),
+                                "xi": 0.01 * rng.uniform(size=(n_out, n_in))})
+        self.adam = [{k: [np.zeros_like(v), np.zeros_like(v)] for k, v in p.items()} for p in self.params]
+        self.t = 0
+
+    def step(self, x, y):
+        acts, caches = [x], []
+        for i, p in enumerate(self.params):
+            a = acts[-1]
+            keep = 1 - p["pi"]
+            mu, var = keep * p["m"], keep * (p["xi"] + p["pi"] * p["m"] ** 2)
+            delta = np.sqrt(a ** 2 @ var.T + 1e-8)
+            eps = self.rng.standard_normal(delta.shape)
+            h = (a @ mu.T + delta * eps) / np.sqrt(a.shape[1])
+            caches.append((a, mu, var, delta, eps))
+            acts.append(np.maximum(h, 0) if i < len(self.params) - 1 else h)
+        logits = acts[-1]
+        prob = np.exp(logits - logits.max(1, keepdims=True))
+        prob /= prob.sum(1, keepdims=True)
+        grad = prob.copy()
+        grad[np.arange(len(y)), y] -= 1
+        grad /= len(y)
+        self.t += 1
+        for i in reversed(range(len(self.params))):
+            a, mu, var, delta, eps = caches[i]
+            p = self.params[i]
+            c = 1 / np.sqrt(a.shape[1])
+            g_mean = grad * c
+            g_s = g_mean * eps / (2 * delta)
+            g_mu, g_var = g_mean.T @ a, g_s.T @ a ** 2
+            if i > 0:
+                grad = (g_mean @ mu + 2 * a * (g_s @ var)) * (acts[i] > 0)
+            grads = {"pi": (p["m"] ** 2 * (1 - 2 * p["pi"]) - p["xi"]) * g_var - p["m"] * g_mu,
+                     "m": (1 - p["pi"]) * (g_mu + 2 * p["pi"] * p["m"] * g_var), "xi": (1 - p["pi"]) * g_var}
+            for k, g in grads.items():
+                m1, m2 = self.adam[i][k]
+                m1 *= 0.9; m1 += 0.1 * g
+                m2 *= 0.999; m2 += 0.001 * g * g
+                update = (m1 / (1 - 0.9 ** self.t)) / (np.sqrt(m2 / (1 - 0.999 ** self.t)) + 1e-8)
+                p[k] -= self.lr * (update + (self.decay * p[k] if k != "pi" else 0))
+            np.clip(p["pi"], 0, 1, out=p["pi"])
+            np.maximum(p["xi"], 0, out=p["xi"])
+
+    def epoch(self, x, y, batch_size):
+        order = self.rng.permutation(len(y))
+        for start in range(0, len(y), batch_size):
+            idx = order[start:start + batch_size]
+            self.step(x[idx], y[idx])
+
+
+def saved_bytes_per_step(model, x, y) -> int:
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return total
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy implementation")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    data = en.load_dataset("mnist5k", None).to(device)
+    x, y = data.x_train, data.y_train
+
+    torch.manual_seed(0)
+    models = {
+        "MLP (plain)": en.MLP(SIZES),
+        "EnsembleMLP (manual gBP)": en.EnsembleMLP(SIZES, gbp="manual"),
+        "EnsembleMLP (autograd)": en.EnsembleMLP(SIZES, gbp="autograd"),
+    }
+    runners = {}
+    for name, model in models.items():
+        model.to(device)
+        optimizer = make_optimizer(model, lr=0.1)
+        generator = torch.Generator().manual_seed(0)
+        runners[name] = (lambda m=model, o=optimizer, g=generator: train_epoch(m, o, x, y, args.batch_size, g))
+    if not args.no_numpy:
+        numpy_model = NumpyEnsemble(SIZES)
+        xn, yn = data.x_train.cpu().double().numpy(), data.y_train.cpu().numpy()
+        runners["NumPy ensemble (float64)"] = lambda: numpy_model.epoch(xn, yn, args.batch_size)
+
+    times = {name: [] for name in runners}
+    for name, run in runners.items():  # warm-up
+        run(); run()
+    for _ in range(args.repeats):
+        for name, run in runners.items():
+            _sync(device)
+            tick = time.perf_counter()
+            run()
+            _sync(device)
+            times[name].append(time.perf_counter() - tick)
+
+    base = statistics.median(times["MLP (plain)"])
+    results = {"device": str(device), "torch_threads": torch.get_num_threads(), "n_train": len(y),
+               "batch_size": args.batch_size, "models": {}}
+    xb, yb = x[: args.batch_size], y[: args.batch_size]
+    print(f"device {device}, {torch.get_num_threads()} torch threads, {len(y)} digits, batch {args.batch_size}")
+    print(f"{'model':28s} {'s/epoch':>9s} {'x plain':>8s} {'saved MiB/step':>15s} {'state MiB':>10s}")
+    for name, ts in times.items():
+        median = statistics.median(ts)
+        row = {"seconds_per_epoch": median, "ratio_to_plain": median / base, "all_seconds": ts}
+        if name in models:
+            model = models[name]
+            row["saved_bytes_per_step"] = saved_bytes_per_step(model, xb, yb)
+            row["state_bytes"] = 3 * sum(p.numel() * p.element_size() for p in model.parameters())  # param + Adam
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+                runners[name]()
+                row["cuda_peak_bytes"] = torch.cuda.max_memory_allocated(device)
+        results["models"][name] = row
+        saved = f"{row['saved_bytes_per_step'] / 2**20:15.2f}" if "saved_bytes_per_step" in row else f"{'-':>15s}"
+        state = f"{row['state_bytes'] / 2**20:10.2f}" if "state_bytes" in row else f"{'-':>10s}"
+        print(f"{name:28s} {median:9.4f} {median / base:8.2f} {saved} {state}")
+    if "NumPy ensemble (float64)" in times:
+        speedup = statistics.median(times["NumPy ensemble (float64)"]) / statistics.median(
+            times["EnsembleMLP (manual gBP)"])
+        results["speedup_vs_numpy"] = speedup
+        print(f"EnsembleMLP (manual gBP) is {speedup:.1f}x faster than the NumPy implementation; "
+              f"{0.2 / statistics.median(times['EnsembleMLP (manual gBP)']):.1f}x faster than the authors' "
+              f"0.2 s/epoch quoted in DESIGN.md")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: MIT
+"""ensemble_nets: spike-and-slab network ensembles trained by generalized backpropagation.
+
+>>> import ensemble_nets as en
+>>> model = en.EnsembleMLP((784, 100, 100, 10))
+>>> data = en.data.load_dataset("mnist5k")
+>>> result = en.train(model, data, en.TrainConfig(epochs=5))
+>>> en.analysis.categorize(model).table
+"""
+from ensemble_nets import analysis, data
+from ensemble_nets.data import Dataset, load_dataset
+from ensemble_nets.distributions import SpikeSlab
+from ensemble_nets.layers import ScaledLinear, SpikeSlabLinear
+from ensemble_nets.models import MLP, EnsembleMLP, build_model
+from ensemble_nets.train import ExperimentConfig, TrainConfig, evaluate, load_run, project_, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset",
+    "EnsembleMLP",
+    "ExperimentConfig",
+    "MLP",
+    "ScaledLinear",
+    "SpikeSlab",
+    "SpikeSlabLinear",
+    "TrainConfig",
+    "__version__",
+    "analysis",
+    "build_model",
+    "data",
+    "evaluate",
+    "load_dataset",
+    "load_run",
+    "project_",
+    "train",
+]

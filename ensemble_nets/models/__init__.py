@@ -1,0 +1,21 @@
+# SPDX-License-Identifier: MIT
+"""Model builders. ``build_model(model_args)`` rebuilds any registered model."""
+from __future__ import annotations
+
+from torch import nn
+
+from ensemble_nets.models.mlp import ACTIVATIONS, MLP, EnsembleMLP, LayerStack
+
+__all__ = ["ACTIVATIONS", "EnsembleMLP", "LayerStack", "MLP", "MODEL_KINDS", "build_model"]
+
+#: Registered model families by ``kind``.
+MODEL_KINDS: dict[str, type[LayerStack]] = {EnsembleMLP.kind: EnsembleMLP, MLP.kind: MLP}
+
+
+def build_model(model_args: dict) -> nn.Module:
+    """Build a model from its ``model_args`` (as stored in checkpoints)."""
+    args = dict(model_args)
+    kind = args.pop("kind", None)
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
+    return MODEL_KINDS[kind](**args)

@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: MIT
+"""Training: the loop, the optimizer pieces, reference presets and run folders."""
+from ensemble_nets.train.evaluate import accuracy, evaluate
+from ensemble_nets.train.loop import TrainConfig, TrainResult, train
+from ensemble_nets.train.optim import lr_at, make_optimizer, parameter_groups, project_, resolve_device
+from ensemble_nets.train.presets import PRESETS, ExperimentConfig
+from ensemble_nets.train.runs import load_checkpoint, load_run, save_checkpoint
+
+__all__ = [
+    "ExperimentConfig",
+    "PRESETS",
+    "TrainConfig",
+    "TrainResult",
+    "accuracy",
+    "evaluate",
+    "load_checkpoint",
+    "load_run",
+    "lr_at",
+    "make_optimizer",
+    "parameter_groups",
+    "project_",
+    "resolve_device",
+    "save_checkpoint",
+    "train",
+]

@@ -1,0 +1,266 @@
+# SPDX-License-Identifier: MIT
+"""The training loop: Adam with decoupled decay, step schedule, projection after every step.
+
+One epoch::
+
+    for each mini-batch (a fresh permutation per epoch):
+        loss = cross_entropy(model(x), y)      # noisy mean-field pass for ensembles
+        loss.backward()                        # generalized backprop
+        optimizer.step(); project_(model)      # pi -> [0, 1], xi -> >= 0
+
+then the test set is evaluated (:func:`~ensemble_nets.train.evaluate.evaluate`),
+one metrics row is appended, and with a run folder the checkpoint, metrics
+and summary are rewritten atomically. A resumed run restores the model,
+optimizer, shuffling and noise generators and continues bit for bit on CPU.
+"""
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ensemble_nets.data import Dataset
+from ensemble_nets.train.evaluate import evaluate
+from ensemble_nets.train.optim import lr_at, make_optimizer, project_, resolve_device
+from ensemble_nets.train.runs import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    SUMMARY,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+    write_json,
+    write_metrics,
+)
+
+__all__ = ["TrainConfig", "TrainResult", "train", "train_epoch"]
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of the loop. Defaults: the reference optimizer (DESIGN.md section 2)."""
+
+    epochs: int = 60  # passes over the training set
+    batch_size: int = 500  # examples per step
+    lr: float = 0.1  # Adam learning rate at epoch 0
+    lr_halve_every: int = 20  # halve the rate every this many epochs; 0 keeps it constant
+    weight_decay: float = 1e-4  # decay strength on the decayed group
+    decay: tuple[str, ...] | None = None  # parameter names to decay; None: each layer's choice (m, xi)
+    decoupled_decay: bool = True  # AdamW-style decay (the reference); False: L2 inside Adam
+    n_eval_networks: int = 10  # networks sampled from q per evaluation
+    seed: int = 0  # seeds shuffling, training noise and evaluation
+    device: str = "auto"  # "auto" picks CUDA when present
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.epochs, int) and self.epochs >= 0):
+            raise ValueError(f"epochs must be an integer >= 0, got {self.epochs!r}")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.lr_halve_every < 0:
+            raise ValueError(f"lr_halve_every must be >= 0 (0 = constant rate), got {self.lr_halve_every}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.n_eval_networks < 2:
+            raise ValueError(f"n_eval_networks must be >= 2 to give a spread, got {self.n_eval_networks}")
+        if self.decay is not None:
+            self.decay = tuple(self.decay)
+        resolve_device(self.device)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict]  # one row per epoch, as in metrics.csv
+    summary: dict  # as in summary.json
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                batch_size: int, generator: torch.Generator) -> tuple[float, float, int]:
+    """One pass over ``(x, y)`` in a fresh random order; returns (mean loss, accuracy, entries projected)."""
+    model.train()
+    n = x.shape[0]
+    order = torch.randperm(n, generator=generator).to(x.device)
+    x, y = x[order], y[order]  # one gather per epoch; batches are then contiguous views
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    moved = torch.zeros((), dtype=torch.long, device=x.device)
+    for start in range(0, n, batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        moved += project_(model).to(x.device)
+        loss_sum += loss.detach() * len(yb)
+        correct += (logits.detach().argmax(-1) == yb).sum()
+    return loss_sum.item() / n, correct.item() / n, int(moved.item())
+
+
+def _rng_state(shuffle: torch.Generator, device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, shuffle: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    shuffle.set_state(state["shuffle"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _summarize(history: list[dict], data: Dataset, model: nn.Module, config: TrainConfig,
+               device: torch.device, wall: float) -> dict:
+    final = history[-1] if history else {}
+
+    def best(key):
+        if not history:
+            return None
+        row = max(history, key=lambda r: r[key])
+        return {"value": row[key], "epoch": row["epoch"]}
+
+    return {
+        "dataset": data.name,
+        "n_train": data.n_train,
+        "n_test": data.n_test,
+        "test_source": data.test_source,
+        "data_note": data.note,
+        "model": getattr(model, "kind", type(model).__name__),
+        "sizes": list(getattr(model, "sizes", [])),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "epochs": len(history),
+        "test_acc_mean_field": {"final": final.get("test_acc_mean_field"), "best": best("test_acc_mean_field")},
+        "test_acc_mean": {"final": final.get("test_acc_mean"), "best": best("test_acc_mean")},
+        "test_acc_sampled": {"mean": final.get("test_acc_sampled_mean"), "std": final.get("test_acc_sampled_std"),
+                             "n_networks": config.n_eval_networks, "best_mean": best("test_acc_sampled_mean")},
+        "train_loss": final.get("train_loss"),
+        "train_acc": final.get("train_acc"),
+        "wall_seconds": wall,
+        "train_seconds_per_epoch": (sum(r["train_seconds"] for r in history) / len(history)) if history else None,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "seed": config.seed,
+    }
+
+
+def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *, run_dir=None,
+          resume: bool = False, progress: bool = True, extra_config: dict | None = None) -> TrainResult:
+    """Train ``model`` on ``data``; with ``run_dir``, write a run folder and checkpoint every epoch.
+
+    :param model: an ensemble or plain model (anything in :mod:`ensemble_nets.models`).
+    :param data: a :class:`~ensemble_nets.data.Dataset`; moved to the device whole.
+    :param config: the loop's knobs (:class:`TrainConfig`).
+    :param run_dir: folder for config.json, metrics.csv, checkpoint.pt and summary.json.
+    :param resume: continue the run in ``run_dir`` from its checkpoint (exact on CPU).
+    :param progress: show a progress bar.
+    :param extra_config: more entries for config.json (data set, protocol, ...).
+    """
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    sizes = getattr(model, "sizes", None)
+    if sizes is not None and sizes[0] != data.n_features:
+        raise ValueError(f"model input width {sizes[0]} does not match the data's {data.n_features} features")
+    if sizes is not None and sizes[-1] < data.n_classes:
+        raise ValueError(f"model has {sizes[-1]} outputs but the data have {data.n_classes} classes")
+    model.to(device)
+    data = data.to(device)
+    optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay,
+                               decay=config.decay, decoupled=config.decoupled_decay)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    history: list[dict] = []
+    wall_before = 0.0
+    run = Path(run_dir) if run_dir is not None else None
+    resolved = {"train": asdict(config), "model": getattr(model, "model_args", {}), **(extra_config or {})}
+
+    if run is not None:
+        checkpoint = run / CHECKPOINT
+        if checkpoint.exists() and not resume:
+            raise FileExistsError(
+                f"{run} already holds a run; pass --resume (resume=True) to continue it, "
+                f"or choose another output folder"
+            )
+        if resume:
+            payload = load_checkpoint(checkpoint)
+            _check_resumable(payload, model, config, checkpoint)
+            model.load_state_dict(model_from_checkpoint(payload, str(checkpoint)).state_dict())
+            optimizer.load_state_dict(payload["optimizer"])
+            _set_rng_state(payload["rng"], shuffle, device)
+            history, wall_before = list(payload["history"]), float(payload["wall_seconds"])
+        write_json(run / CONFIG, resolved)
+
+    start = time.perf_counter()
+    bar = tqdm(range(len(history), config.epochs), initial=len(history), total=config.epochs,
+               disable=not progress, desc=f"train {getattr(model, 'kind', 'model')}", unit="epoch", leave=True)
+    for epoch in bar:
+        lr = lr_at(epoch, config.lr, config.lr_halve_every)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        tick = time.perf_counter()
+        train_loss, train_acc, moved = train_epoch(model, optimizer, data.x_train, data.y_train,
+                                                    config.batch_size, shuffle)
+        train_seconds = time.perf_counter() - tick
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"training diverged at epoch {epoch + 1} (train loss {train_loss}); "
+                f"{'the last good checkpoint in ' + str(run) + ' is kept; ' if run else ''}"
+                f"lower the learning rate (now {lr:g}) or check the inputs"
+            )
+        test = evaluate(model, data.x_test, data.y_test, n_networks=config.n_eval_networks,
+                        seed=config.seed * 100_003 + epoch)
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+               **{f"test_{k}": v for k, v in test.items()}, "projected": moved, "train_seconds": train_seconds}
+        history.append(row)
+        bar.set_postfix(loss=f"{train_loss:.3f}", mf=f"{test['acc_mean_field']:.4f}",
+                        sampled=f"{test['acc_sampled_mean']:.4f}")
+        if run is not None:
+            wall = wall_before + time.perf_counter() - start
+            save_checkpoint(run / CHECKPOINT, {
+                "model_args": getattr(model, "model_args", {}), "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "rng": _rng_state(shuffle, device), "epoch": epoch + 1,
+                "history": history, "wall_seconds": wall, "train_config": asdict(config), "config": resolved,
+            })
+            write_metrics(run / METRICS, history)
+            write_json(run / SUMMARY, _summarize(history, data, model, config, device, wall))
+    bar.close()
+    wall = wall_before + time.perf_counter() - start
+    summary = _summarize(history, data, model, config, device, wall)
+    if run is not None:
+        write_json(run / SUMMARY, summary)
+    return TrainResult(model=model, history=history, summary=summary)
+
+
+def _check_resumable(payload: dict, model: nn.Module, config: TrainConfig, path: Path) -> None:
+    if payload.get("model_args") != getattr(model, "model_args", {}):
+        raise ValueError(f"{path} was trained with model {payload.get('model_args')}, "
+                         f"not {getattr(model, 'model_args', {})}; resume with the same architecture")
+    stored = dict(payload.get("train_config", {}))
+    current = asdict(config)
+    ignore = {"epochs", "device"}
+    stored = {k: (tuple(v) if isinstance(v, list) else v) for k, v in stored.items() if k not in ignore}
+    current = {k: v for k, v in current.items() if k not in ignore}
+    if stored != current:
+        changed = sorted(k for k in current if stored.get(k) != current[k])
+        raise ValueError(f"cannot resume {path}: training options changed ({', '.join(changed)}); "
+                         f"only epochs and device may differ from the original run")

@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: MIT
+"""Optimizer pieces: decay groups, decoupled weight decay, the step schedule, the projection.
+
+Layers say what is decayed (``decayed_parameters``) and how they are
+projected (``project_``); this module only collects. The reference weight
+decay is DECOUPLED (DESIGN.md section 2)::
+
+    theta <- theta - lr (adam_step + weight_decay * theta)        (AdamW)
+
+and after every step pi is clipped to [0, 1] and xi to >= 0.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+__all__ = ["lr_at", "make_optimizer", "parameter_groups", "project_", "resolve_device"]
+
+
+def parameter_groups(model: nn.Module, *, weight_decay: float, decay: Iterable[str] | None = None) -> list[dict]:
+    """Two optimizer groups: decayed and not decayed.
+
+    :param decay: parameter names (the last part of the dotted name, e.g. ``"m"``) to decay;
+        ``None`` asks each layer through its ``decayed_parameters`` attribute.
+    """
+    wanted = None if decay is None else set(decay)
+    decayed, plain = [], []
+    for module in model.modules():
+        names = wanted if wanted is not None else set(getattr(module, "decayed_parameters", ()))
+        for name, param in module.named_parameters(recurse=False):
+            (decayed if name in names else plain).append(param)
+    groups = [{"params": decayed, "weight_decay": weight_decay, "name": "decayed"},
+              {"params": plain, "weight_decay": 0.0, "name": "not_decayed"}]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float = 1e-4,
+                   decay: Iterable[str] | None = None, decoupled: bool = True) -> torch.optim.Optimizer:
+    """Adam with weight decay on the chosen groups: decoupled (AdamW, the reference) or coupled L2."""
+    groups = parameter_groups(model, weight_decay=weight_decay, decay=decay)
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    try:  # one fused kernel per step where this torch build has it (CPU from torch 2.4, CUDA)
+        return cls(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return cls(groups, lr=lr, foreach=True)
+
+
+def lr_at(epoch: int, lr: float, halve_every: int) -> float:
+    """Step schedule: ``lr * 0.5 ** (epoch // halve_every)`` (constant when ``halve_every`` is 0)."""
+    return lr if halve_every <= 0 else lr * 0.5 ** (epoch // halve_every)
+
+
+@torch.no_grad()
+def project_(model: nn.Module) -> torch.Tensor:
+    """Apply every layer's ``project_()`` (pi to [0, 1], xi to >= 0); returns the entries moved."""
+    moved = torch.zeros((), dtype=torch.long)
+    for module in model.modules():
+        if module is not model and hasattr(module, "project_"):
+            count = module.project_()
+            moved = moved.to(count.device) + count
+    return moved
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else CPU; an explicit CUDA device must exist."""
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {spec!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} asked for, but CUDA is not available here; use --device cpu or auto")
+    return device

@@ -1,0 +1,15 @@
+# SPDX-License-Identifier: MIT
+"""Helpers shared by the tests."""
+import torch
+
+
+def make_layer(n_in=30, n_out=7, *, pi=None, m=None, xi=None, dtype=torch.float64, **kwargs):
+    """A SpikeSlabLinear with chosen (or random interior) parameters."""
+    from ensemble_nets.layers import SpikeSlabLinear
+
+    layer = SpikeSlabLinear(n_in, n_out, dtype=dtype, **kwargs)
+    with torch.no_grad():
+        layer.pi.copy_(torch.rand(n_out, n_in, dtype=dtype) * 0.8 + 0.1 if pi is None else pi)
+        layer.m.copy_(torch.randn(n_out, n_in, dtype=dtype) if m is None else m)
+        layer.xi.copy_(torch.rand(n_out, n_in, dtype=dtype) * 0.5 if xi is None else xi)
+    return layer
