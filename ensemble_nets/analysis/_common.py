@@ -2,8 +2,26 @@
 """Helpers shared by the analysis modules: layers by name, test tensors, members' outputs."""
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
+
+
+def keeps_global_rng(function):
+    """Run ``function`` without moving torch's global random stream.
+
+    The analysis draws from its own seeded generators, but building a plain
+    ``nn.Linear`` initializes it from the global stream; forking keeps a
+    training or analysis script reproducible whatever is analysed in between.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with torch.random.fork_rng(devices=[]):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def spike_slab_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -47,6 +65,7 @@ def logits_of(net: nn.Module, x: torch.Tensor, batch_size: int = 10_000) -> torc
     return torch.cat([net(x[start:start + batch_size]) for start in range(0, x.shape[0], batch_size)])
 
 
+@keeps_global_rng
 @torch.no_grad()
 def sampled_log_probs(model: nn.Module, x: torch.Tensor, n_networks: int, seed: int = 0,
                       batch_size: int = 10_000, progress: bool = False) -> torch.Tensor:

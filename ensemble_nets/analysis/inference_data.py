@@ -34,7 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ensemble_nets.analysis._common import check_n_networks, logits_of, spike_slab_layers, test_tensors
+from ensemble_nets.analysis._common import (
+    check_n_networks, keeps_global_rng, logits_of, spike_slab_layers, test_tensors,
+)
 
 __all__ = ["load_inference_data", "save_inference_data", "to_inference_data"]
 
@@ -46,6 +48,7 @@ def _arviz():
     return az
 
 
+@keeps_global_rng
 @torch.no_grad()
 def to_inference_data(model: nn.Module, data, n_networks: int = 50, *, seed: int = 0, max_weights: int = 500,
                       batch_size: int = 10_000):

@@ -30,7 +30,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ensemble_nets.analysis._common import check_n_networks, logits_of, resolve_layer, spike_slab_layers, test_tensors
+from ensemble_nets.analysis._common import (
+    check_n_networks, keeps_global_rng, logits_of, resolve_layer, spike_slab_layers, test_tensors,
+)
 from ensemble_nets.analysis.categories import IMPORTANT, UNIMPORTANT, VARIABLE, connection_categories
 
 __all__ = ["PERTURBATIONS", "perturbation_curves", "summarize_perturbations"]
@@ -68,6 +70,7 @@ def _perturb_(layer: nn.Module, kind: str, chosen: torch.Tensor, generator: torc
         pi[chosen] = 1.0
 
 
+@keeps_global_rng
 @torch.no_grad()
 def perturbation_curves(model: nn.Module, data, layer: int | str, fractions: Sequence[float] = DEFAULT_FRACTIONS,
                         n_networks: int = 10, seed: int = 0, *, perturbations: Sequence[str] = PERTURBATIONS,
