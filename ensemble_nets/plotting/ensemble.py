@@ -40,7 +40,7 @@ COMPARED_RUNS = {MAIN_RUN: "default", "reference-ensemble-s0": "reference (60 ep
 
 
 def parameter_frame(model, tol: float = 0.0) -> pd.DataFrame:
-    """One row per connection: layer, category, pi, m, xi, mean (1 - pi) m and variance (1 - pi)(xi + pi m^2)."""
+    """One row per connection: layer, category, pi, m, xi, mean (1 - pi) m, variance (1 - pi)(xi + pi m^2), entropy."""
     from ensemble_nets.analysis import categorize
 
     labels = categorize(model, tol).labels
@@ -50,7 +50,8 @@ def parameter_frame(model, tol: float = 0.0) -> pd.DataFrame:
         with torch.no_grad():
             columns = {"pi": layer.pi, "m": layer.m, "xi": layer.xi, "mean": layer.weight,
                        "variance": layer.weight_variance}
-            frame = pd.DataFrame({k: v.detach().flatten().double().cpu().numpy() for k, v in columns.items()})
+            columns["entropy"] = layer.distribution().entropy()
+        frame = pd.DataFrame({k: v.detach().flatten().double().cpu().numpy() for k, v in columns.items()})
         frame.insert(0, "category", pd.Categorical([CATEGORIES[i] for i in label.flatten().tolist()],
                                                    categories=list(CATEGORIES)))
         frame.insert(0, "layer", name)
@@ -112,19 +113,38 @@ def plot_perturbation(curves: pd.DataFrame):
     return fig
 
 
-def plot_entropy(entropy: pd.DataFrame):
-    """Mean entropy of q per layer, over all connections and per category (nats)."""
+def plot_entropy(entropy: pd.DataFrame, params: pd.DataFrame):
+    """Left: layer means of H = h(pi) + slab part, over all and over variable connections.
+    Right: distribution of H over the variable connections of each layer (nats).
+
+    ``params`` needs columns ``layer``, ``category`` and ``entropy`` (see :func:`parameter_frame`).
+    Important and unimportant connections have H = 0 exactly (a point mass), so they are left out.
+    """
     import seaborn as sns
 
     from ensemble_nets.plotting import style
 
-    fig, ax = style.subplots(1, 1, width=1.0, aspect=0.8)
-    order = ["all", *CATEGORIES]
-    sns.barplot(entropy, x="layer", y="entropy_mean", hue="category", hue_order=order, palette=style.CATEGORY_COLORS,
-                ax=ax)
-    ax.axhline(0.0, color="black", linewidth=0.6)
-    ax.set_ylabel("mean entropy of $q$ (nats)")
-    ax.set_title("entropy per connection: $h(\\pi) + (1-\\pi)\\,\\frac{1}{2}\\log 2\\pi e\\Xi$")
+    fig, (left, right) = style.subplots(1, 2, width=2.0, aspect=0.75)
+    names = {"entropy_mean": "H", "spike_mean": "spike part h($\\pi$)", "slab_mean": "slab part"}
+    parts = entropy[entropy["category"] == "all"].melt(id_vars=["layer"], value_vars=list(names), var_name="part",
+                                                        value_name="nats")
+    parts["part"] = parts["part"].map(names)
+    sns.barplot(parts, x="layer", y="nats", hue="part", ax=left, hue_order=list(names.values()),
+                palette=dict(zip(names.values(), ("#555555", "#cc78bc", "#56b4e9"))))
+    left.axhline(0.0, color="black", linewidth=0.6)
+    low, high = parts["nats"].min(), parts["nats"].max()
+    left.set_ylim(low - 0.1 * (high - low), high + 0.45 * (high - low))  # room for the legend
+    left.legend(loc="upper center", ncols=3, fontsize=6)
+    left.set_ylabel("mean over the layer's connections (nats)")
+    left.set_title("entropy of $q$ per connection, layer means")
+    variable = params[params["category"] == "variable"]
+    lower = float(variable["entropy"].quantile(0.01))
+    below = int((variable["entropy"] < lower).sum())
+    sns.histplot(variable, x="entropy", hue="layer", stat="density", common_norm=False, element="step", fill=False,
+                 bins=50, binrange=(lower, float(variable["entropy"].max())), ax=right)
+    right.axvline(0.0, color="black", linewidth=0.6)
+    right.set_xlabel(f"entropy of one variable connection (nats; {below} below {lower:.1f} not shown)")
+    right.set_title("variable connections (important, unimportant: H = 0)")
     return fig
 
 
@@ -140,9 +160,10 @@ def plot_accuracy(accuracies: pd.Series, summary: dict):
     ax.axvspan(low, high, color=style.CATEGORY_COLORS["important"], alpha=0.2,
                label=f"{summary['hdi_prob']:.0%} HDI [{low:.4f}, {high:.4f}]")
     ax.axvline(summary["accuracy_mean"], color="black", linewidth=1.0, label=f"mean {summary['accuracy_mean']:.4f}")
-    ax.axvline(summary["ensemble_accuracy"], color=style.PERTURBATION_COLORS["delete_important"], linestyle="--",
+    ax.axvline(summary["ensemble_accuracy"], color=style.ACCENT, linestyle="--",
                label=f"ensemble average {summary['ensemble_accuracy']:.4f}")
     ax.set_xlabel(f"test accuracy of one sampled network (K = {summary['n_networks']})")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.45)  # room for the legend above the bars
     ax.legend(loc="upper left", frameon=True)
     return fig
 
@@ -159,9 +180,10 @@ def plot_mean_variance(params: pd.DataFrame):
         sub = params[params["layer"] == layer]
         for category in ("variable", "important", "unimportant"):  # the rare categories drawn on top
             part = sub[sub["category"] == category]
-            sns.scatterplot(part, x="mean", y="variance", s=3, alpha=0.4, linewidth=0, rasterized=True, ax=ax,
+            size = {"variable": 3, "important": 5, "unimportant": 12}[category]
+            sns.scatterplot(part, x="mean", y="variance", s=size, alpha=0.5, linewidth=0, rasterized=True, ax=ax,
                             color=style.CATEGORY_COLORS[category], label=f"{category} ({len(part)})")
-        ax.set_title(layer)
+        ax.set_title(f"{layer}: important on var = 0, unimportant at (0, 0)")
         ax.set_xlabel("mean $(1-\\pi)m$")
         ax.set_ylabel("variance $(1-\\pi)(\\Xi+\\pi m^2)$")
         ax.legend(markerscale=3, loc="upper right")
@@ -180,7 +202,7 @@ def plot_uncertainty(per_example: pd.DataFrame, calibration: pd.DataFrame, summa
     floor = 1e-6  # mutual information of unanimous members is 0: drawn at this floor on the log axis
     frame["mi"] = frame["mutual_information"].clip(lower=floor)
     sns.histplot(frame, x="mi", hue="outcome", stat="density", common_norm=False, log_scale=True, bins=40,
-                 element="step", ax=left, palette={"correct": "#0173b2", "wrong": "#d55e00"})
+                 element="step", ax=left, palette={"correct": style.CATEGORY_COLORS["important"], "wrong": style.ACCENT})
     left.set_xlabel(f"mutual information (nats; values < {floor:g} drawn at {floor:g})")
     left.set_title(f"mean MI: correct {summary['mutual_information_correct']:.4f}, "
                    f"wrong {summary['mutual_information_wrong']:.4f}")
@@ -224,7 +246,7 @@ def make_figures(runs: Path, out: Path) -> list[Path]:
     fractions = pd.concat([table.assign(run=label) for label, table in compared], ignore_index=True)
     written += style.save(plot_categories(fractions), out, "ensemble_categories")
     written += style.save(plot_perturbation(main["perturbation"]), out, "ensemble_perturbation")
-    written += style.save(plot_entropy(main["entropy"]), out, "ensemble_entropy")
+    written += style.save(plot_entropy(main["entropy"], params), out, "ensemble_entropy")
     written += style.save(plot_accuracy(main["ensemble_accuracy"]["accuracy"], main["summary"]), out,
                           "ensemble_accuracy")
     written += style.save(plot_mean_variance(params), out, "ensemble_mean_variance")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CATEGORY_COLORS", "COLUMN_WIDTH", "DPI", "PERTURBATION_COLORS", "save", "subplots", "use"]
+__all__ = ["ACCENT", "CATEGORY_COLORS", "COLUMN_WIDTH", "DPI", "PERTURBATION_COLORS", "save", "subplots", "use"]
 
 #: Width of one paper column (inches); figures are multiples of it.
 COLUMN_WIDTH = 3.4
@@ -23,9 +23,12 @@ COLUMN_WIDTH = 3.4
 DPI = 200
 #: One colour per connection category, everywhere (colour-blind safe: seaborn "colorblind").
 CATEGORY_COLORS = {"important": "#0173b2", "unimportant": "#de8f05", "variable": "#029e73", "all": "#555555"}
-#: One colour per perturbation of the credit-assignment test.
-PERTURBATION_COLORS = {"delete_important": "#d55e00", "randomize_unimportant": "#de8f05",
-                       "delete_variable": "#029e73", "delete_random": "#7f7f7f"}
+#: One colour per perturbation of the credit-assignment test: the colour of the category it touches.
+PERTURBATION_COLORS = {"delete_important": CATEGORY_COLORS["important"],
+                       "randomize_unimportant": CATEGORY_COLORS["unimportant"],
+                       "delete_variable": CATEGORY_COLORS["variable"], "delete_random": "#7f7f7f"}
+#: An accent for reference lines (e.g. the ensemble-average accuracy).
+ACCENT = "#d55e00"
 
 
 def use() -> None:
