@@ -93,6 +93,9 @@ def plot_categories(fractions: pd.DataFrame):
                     hue_order=list(CATEGORIES), palette=style.CATEGORY_COLORS, legend=(ax is axes[0, 0]))
         ax.set_title(run)
         ax.set_ylim(0, 1)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    axes[0, 0].get_legend().remove()
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), title="category")
     return fig
 
 
@@ -183,10 +186,13 @@ def plot_mean_variance(params: pd.DataFrame):
             size = {"variable": 3, "important": 5, "unimportant": 12}[category]
             sns.scatterplot(part, x="mean", y="variance", s=size, alpha=0.5, linewidth=0, rasterized=True, ax=ax,
                             color=style.CATEGORY_COLORS[category], label=f"{category} ({len(part)})")
-        ax.set_title(f"{layer}: important on var = 0, unimportant at (0, 0)")
+        ax.set_title(layer)
         ax.set_xlabel("mean $(1-\\pi)m$")
-        ax.set_ylabel("variance $(1-\\pi)(\\Xi+\\pi m^2)$")
-        ax.legend(markerscale=3, loc="upper right")
+        ax.set_ylabel("variance $(1-\\pi)(\\Xi+\\pi m^2)$" if ax is axes[0, 0] else "")
+        legend = ax.legend(loc="upper right")
+        for handle in legend.legend_handles:
+            handle.set_sizes([12])
+    fig.suptitle("every connection of q: important ones lie on variance = 0, unimportant ones at (0, 0)", fontsize=9)
     return fig
 
 
