@@ -13,3 +13,15 @@ def make_layer(n_in=30, n_out=7, *, pi=None, m=None, xi=None, dtype=torch.float6
         layer.m.copy_(torch.randn(n_out, n_in, dtype=dtype) if m is None else m)
         layer.xi.copy_(torch.rand(n_out, n_in, dtype=dtype) * 0.5 if xi is None else xi)
     return layer
+
+
+def load_script(name):
+    """An experiments/ script as a module (to call its ``main(argv)`` in-process)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

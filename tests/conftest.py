@@ -37,3 +37,18 @@ def tiny_mnist(mnist_root):
 
     return replace(data, x_train=data.x_train[pick], y_train=data.y_train[pick],
                    x_test=data.x_test[:1000], y_test=data.y_test[:1000])
+
+
+@pytest.fixture(scope="session")
+def analyzed_tiny_run(tmp_path_factory, mnist_root):
+    """runs/default-ensemble-s0 of a tiny 784-24-10 ensemble, trained 2 epochs and analysed (issue 3)."""
+    from tests.common import load_script
+
+    runs = tmp_path_factory.mktemp("runs")
+    run = runs / "default-ensemble-s0"
+    load_script("run_mnist").main(["--dataset", "mnist5k", "--n-train", "600", "--sizes", "784", "24", "10",
+                                   "--epochs", "2", "--batch-size", "100", "--n-eval-networks", "2", "--device",
+                                   "cpu", "--no-progress", "--data-root", str(mnist_root), "--out", str(run)])
+    load_script("analyze_run").main([str(run), "--n-networks", "4", "--perturb-networks", "2", "--fractions", "0",
+                                     "0.5", "1", "--max-weights", "50", "--no-progress"])
+    return run

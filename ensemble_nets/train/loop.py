@@ -5,6 +5,7 @@ One epoch::
 
     for each mini-batch (a fresh permutation per epoch):
         loss = cross_entropy(model(x), y)      # noisy mean-field pass for ensembles
+             (+ KL(q || prior) / n_train)      # objective="elbo" (see ensemble_nets.train.objective)
         loss.backward()                        # generalized backprop
         optimizer.step(); project_(model)      # pi -> [0, 1], xi -> >= 0
 
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 
 from ensemble_nets.data import Dataset
 from ensemble_nets.train.evaluate import evaluate
+from ensemble_nets.train.objective import OBJECTIVES, Elbo
 from ensemble_nets.train.optim import lr_at, make_optimizer, project_, resolve_device
 from ensemble_nets.train.runs import (
     CHECKPOINT,
@@ -58,8 +60,16 @@ class TrainConfig:
     n_eval_networks: int = 10  # networks sampled from q per evaluation
     seed: int = 0  # seeds shuffling, training noise and evaluation
     device: str = "auto"  # "auto" picks CUDA when present
+    objective: str = "reference"  # "reference" (cross-entropy) | "elbo" (+ KL to a spike-and-slab prior / n_train)
+    prior_pi: float = 0.5  # elbo: prior probability that a connection is absent
+    prior_variance: float = 1.0  # elbo: variance of the prior slab N(0, prior_variance), on the scale of m
+    elbo_margin: float = 1e-6  # elbo: pi kept in [margin, 1 - margin], xi >= margin (KL finite)
 
     def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.objective == "elbo":
+            Elbo(1, self.prior_pi, self.prior_variance, self.elbo_margin)  # validates the prior
         if not (isinstance(self.epochs, int) and self.epochs >= 0):
             raise ValueError(f"epochs must be an integer >= 0, got {self.epochs!r}")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
@@ -93,8 +103,14 @@ class TrainResult:
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-                batch_size: int, generator: torch.Generator) -> tuple[float, float, int]:
-    """One pass over ``(x, y)`` in a fresh random order; returns (mean loss, accuracy, entries projected)."""
+                batch_size: int, generator: torch.Generator, elbo: Elbo | None = None) -> dict[str, float]:
+    """One pass over ``(x, y)`` in a fresh random order.
+
+    Returns ``train_loss``, ``train_acc`` and ``projected`` (entries moved by the
+    projection); with ``elbo``, the loss is cross-entropy + KL / n_train and the
+    two terms come back too, as ``train_nll`` and ``train_kl`` (example-weighted
+    means over the epoch, like the loss).
+    """
     model.train()
     n = x.shape[0]
     order = torch.randperm(n, generator=generator).to(x.device)
@@ -102,17 +118,28 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     moved = torch.zeros((), dtype=torch.long, device=x.device)
+    kl_sum = torch.zeros((), device=x.device)
     for start in range(0, n, batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         logits = model(xb)
         loss = F.cross_entropy(logits, yb)
+        if elbo is not None:
+            kl = elbo.scaled_kl(model)
+            kl_sum += kl.detach() * len(yb)
+            loss = loss + kl
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         moved += project_(model).to(x.device)
+        if elbo is not None:
+            moved += elbo.project_(model).to(x.device)
         loss_sum += loss.detach() * len(yb)
         correct += (logits.detach().argmax(-1) == yb).sum()
-    return loss_sum.item() / n, correct.item() / n, int(moved.item())
+    stats = {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n, "projected": int(moved.item())}
+    if elbo is not None:
+        stats["train_kl"] = kl_sum.item() / n
+        stats["train_nll"] = stats["train_loss"] - stats["train_kl"]
+    return stats
 
 
 def _rng_state(shuffle: torch.Generator, device: torch.device) -> dict:
@@ -161,6 +188,7 @@ def _summarize(history: list[dict], data: Dataset, model: nn.Module, config: Tra
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
         "seed": config.seed,
+        "objective": config.objective,
     }
 
 
@@ -193,6 +221,8 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
     wall_before = 0.0
     run = Path(run_dir) if run_dir is not None else None
     resolved = {"train": asdict(config), "model": getattr(model, "model_args", {}), **(extra_config or {})}
+    elbo = (Elbo(data.n_train, config.prior_pi, config.prior_variance, config.elbo_margin)
+            if config.objective == "elbo" else None)
 
     if run is not None:
         checkpoint = run / CHECKPOINT
@@ -209,6 +239,8 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
             _set_rng_state(payload["rng"], shuffle, device)
             history, wall_before = list(payload["history"]), float(payload["wall_seconds"])
         write_json(run / CONFIG, resolved)
+    if elbo is not None:
+        elbo.project_(model)  # the KL's gradient is infinite on the boundary, where pi_init = 0 puts pi
 
     start = time.perf_counter()
     bar = tqdm(range(len(history), config.epochs), initial=len(history), total=config.epochs,
@@ -218,8 +250,8 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
         for group in optimizer.param_groups:
             group["lr"] = lr
         tick = time.perf_counter()
-        train_loss, train_acc, moved = train_epoch(model, optimizer, data.x_train, data.y_train,
-                                                    config.batch_size, shuffle)
+        stats = train_epoch(model, optimizer, data.x_train, data.y_train, config.batch_size, shuffle, elbo)
+        train_loss, train_acc, moved = stats["train_loss"], stats["train_acc"], stats["projected"]
         train_seconds = time.perf_counter() - tick
         if not math.isfinite(train_loss):
             raise FloatingPointError(
@@ -230,6 +262,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
         test = evaluate(model, data.x_test, data.y_test, n_networks=config.n_eval_networks,
                         seed=config.seed * 100_003 + epoch)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+               **{k: stats[k] for k in ("train_nll", "train_kl") if k in stats},
                **{f"test_{k}": v for k, v in test.items()}, "projected": moved, "train_seconds": train_seconds}
         history.append(row)
         bar.set_postfix(loss=f"{train_loss:.3f}", mf=f"{test['acc_mean_field']:.4f}",
@@ -255,8 +288,9 @@ def _check_resumable(payload: dict, model: nn.Module, config: TrainConfig, path:
     if payload.get("model_args") != getattr(model, "model_args", {}):
         raise ValueError(f"{path} was trained with model {payload.get('model_args')}, "
                          f"not {getattr(model, 'model_args', {})}; resume with the same architecture")
-    stored = dict(payload.get("train_config", {}))
     current = asdict(config)
+    # Options added after a checkpoint was written take their defaults (objective="reference", ...).
+    stored = {**asdict(TrainConfig(device="cpu")), **dict(payload.get("train_config", {}))}
     ignore = {"epochs", "device"}
     stored = {k: (tuple(v) if isinstance(v, list) else v) for k, v in stored.items() if k not in ignore}
     current = {k: v for k, v in current.items() if k not in ignore}

@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: MIT
+"""Entropy of q per connection, and its layer averages.
+
+With ``pi`` the probability that a connection is ABSENT and ``xi`` the slab
+VARIANCE, the entropy of one connection is (:meth:`SpikeSlab.entropy`)::
+
+    H = h(pi) + (1 - pi) * 1/2 log(2 pi e xi),     h(pi) = -pi log pi - (1 - pi) log(1 - pi)
+
+taken with respect to "counting measure at 0 + Lebesgue": the point mass
+contributes its Bernoulli entropy h(pi) (in nats, >= 0), the slab its
+DIFFERENTIAL entropy, negative when xi < 1/(2 pi e) ~ 0.059, so H can be
+negative. A slab with xi = 0 is an atom at m, counted with entropy 0: an
+important connection (pi = 0, xi = 0) and an unimportant one (pi = 1) both
+have H = 0 exactly, and H jumps at xi = 0 (a narrow slab tends to -inf).
+The two parts are reported apart (``spike`` = h(pi), ``slab`` = the rest).
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ensemble_nets.analysis._common import spike_slab_layers
+from ensemble_nets.analysis.categories import CATEGORIES, connection_categories
+
+__all__ = ["connection_entropy", "entropy_table"]
+
+
+@torch.no_grad()
+def connection_entropy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{layer: H}`` with H of shape ``(out_features, in_features)``, in nats."""
+    return {name: layer.distribution().entropy().detach() for name, layer in spike_slab_layers(model)}
+
+
+@torch.no_grad()
+def entropy_table(model: nn.Module, tol: float = 0.0) -> pd.DataFrame:
+    """Layer averages of the entropy, over all connections and per category.
+
+    Columns: ``layer``, ``category`` (``"all"`` or a name in :data:`CATEGORIES`),
+    ``count``, ``entropy_mean``, ``entropy_std``, ``spike_mean`` (mean h(pi)),
+    ``slab_mean`` (mean (1 - pi) times the slab's differential entropy).
+    Empty categories have ``count`` 0 and NaN averages.
+    """
+    rows = []
+    for name, layer in spike_slab_layers(model):
+        pi = layer.pi.detach()
+        total = layer.distribution().entropy().detach()
+        spike = -torch.xlogy(pi, pi) - torch.xlogy(1 - pi, 1 - pi)
+        slab = total - spike
+        labels = connection_categories(pi, layer.xi.detach(), tol)
+        groups = [("all", torch.ones_like(labels, dtype=torch.bool))]
+        groups += [(category, labels == index) for index, category in enumerate(CATEGORIES)]
+        for category, mask in groups:
+            count = int(mask.sum())
+            values = total[mask].double()
+            rows.append({
+                "layer": name, "category": category, "count": count,
+                "entropy_mean": values.mean().item() if count else float("nan"),
+                "entropy_std": values.std().item() if count > 1 else float("nan"),
+                "spike_mean": spike[mask].double().mean().item() if count else float("nan"),
+                "slab_mean": slab[mask].double().mean().item() if count else float("nan"),
+            })
+    return pd.DataFrame(rows)

@@ -1,0 +1,38 @@
+# SPDX-License-Identifier: MIT
+"""experiments/make_figures.py --only ensemble on a tiny analysed run folder."""
+import sys
+
+from tests.common import load_script
+
+FIGURES = ("ensemble_parameters", "ensemble_categories", "ensemble_perturbation", "ensemble_entropy",
+           "ensemble_accuracy", "ensemble_mean_variance", "ensemble_uncertainty")
+
+
+def test_figure_script_writes_every_figure(analyzed_tiny_run, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = tmp_path / "figures"
+    status = load_script("make_figures").main(["--runs", str(analyzed_tiny_run.parent), "--out", str(out),
+                                               "--only", "ensemble"])
+    assert status == 0
+    for name in FIGURES:
+        for suffix in (".png", ".pdf"):
+            path = out / f"{name}{suffix}"
+            assert path.is_file() and path.stat().st_size > 5_000, path
+
+
+def test_missing_runs_name_the_commands(tmp_path, capsys):
+    status = load_script("make_figures").main(["--runs", str(tmp_path), "--out", str(tmp_path / "f"),
+                                               "--only", "ensemble"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "run_mnist.py" in err and "analyze_run.py" in err and not (tmp_path / "f" / "ensemble_parameters.png").exists()
+
+
+def test_importing_the_package_loads_no_plotting_library():
+    import subprocess
+
+    code = "import sys, ensemble_nets; print('seaborn' in sys.modules, 'matplotlib' in sys.modules, 'arviz' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False False"

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: MIT
+import importlib.util
+import math
+
+import pytest
+import torch
+from torch.distributions import kl_divergence
+
+import ensemble_nets as en
+from ensemble_nets.distributions import SpikeSlab
+from ensemble_nets.train.objective import Elbo
+from ensemble_nets.train.runs import METRICS, SUMMARY, read_json
+from tests.conftest import REPO
+
+FAST = dict(batch_size=100, lr=0.05, lr_halve_every=2, n_eval_networks=2, device="cpu")
+
+
+def _model():
+    torch.manual_seed(0)
+    return en.EnsembleMLP((784, 24, 10), m_std=1.0)
+
+
+def test_kl_is_the_sum_of_per_connection_kls():
+    model = _model()
+    elbo = Elbo(n_train=250, prior_pi=0.3, prior_variance=2.0)
+    elbo.project_(model)
+    expected = 0.0
+    for layer in model.linear_layers:
+        prior = SpikeSlab(torch.tensor(0.3), torch.tensor(0.0), torch.tensor(2.0))
+        expected += kl_divergence(layer.distribution(), prior.expand(layer.pi.shape)).sum().item()
+    assert elbo.kl(model).item() == pytest.approx(expected, rel=1e-5)
+    assert elbo.scaled_kl(model).item() == pytest.approx(expected / 250, rel=1e-5)
+
+
+def test_project_keeps_the_kl_finite():
+    model = _model()  # reference init: pi = 0 exactly, where the KL's slope in pi is infinite
+    elbo = Elbo(n_train=10, margin=1e-3)
+    moved = elbo.project_(model)
+    assert moved.item() >= sum(layer.pi.numel() for layer in model.linear_layers)
+    for layer in model.linear_layers:
+        assert layer.pi.min() >= 1e-3 and layer.pi.max() <= 1 - 1e-3 and layer.xi.min() >= 1e-3
+    elbo.scaled_kl(model).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_elbo_training_logs_nll_and_kl_apart(tiny_mnist, tmp_path):
+    config = en.TrainConfig(epochs=2, objective="elbo", **FAST)
+    result = en.train(_model(), tiny_mnist, config, run_dir=tmp_path, progress=False)
+    row = result.history[-1]
+    assert row["train_loss"] == pytest.approx(row["train_nll"] + row["train_kl"])
+    assert row["train_kl"] > 0 and math.isfinite(row["train_nll"])
+    assert row["test_acc_sampled_mean"] > 0.15  # above chance; with 1,000 digits the KL dominates
+    header = (tmp_path / METRICS).read_text().splitlines()[0].split(",")
+    assert {"train_nll", "train_kl"} <= set(header)
+    assert read_json(tmp_path / SUMMARY)["objective"] == "elbo"
+    for layer in result.model.linear_layers:
+        assert layer.pi.min() >= config.elbo_margin and layer.pi.max() <= 1 - config.elbo_margin
+        assert layer.xi.min() >= config.elbo_margin
+
+
+def test_reference_objective_has_no_kl_columns(tiny_mnist):
+    result = en.train(_model(), tiny_mnist, en.TrainConfig(epochs=1, **FAST), progress=False)
+    assert "train_kl" not in result.history[0] and result.summary["objective"] == "reference"
+
+
+def test_elbo_resume_is_exact(tiny_mnist, tmp_path):
+    config = en.TrainConfig(epochs=2, objective="elbo", **FAST)
+    full = en.train(_model(), tiny_mnist, config, run_dir=tmp_path / "full", progress=False)
+    en.train(_model(), tiny_mnist, en.TrainConfig(epochs=1, objective="elbo", **FAST), run_dir=tmp_path / "cut",
+             progress=False)
+    resumed = en.train(_model(), tiny_mnist, config, run_dir=tmp_path / "cut", resume=True, progress=False)
+    drop = {"train_seconds"}
+    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed.history] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in full.history]
+    with pytest.raises(ValueError, match="objective"):
+        en.train(_model(), tiny_mnist, en.TrainConfig(epochs=3, **FAST), run_dir=tmp_path / "cut", resume=True,
+                 progress=False)
+
+
+@pytest.mark.parametrize("bad, match", [({"objective": "map"}, "objective"),
+                                        ({"objective": "elbo", "prior_pi": 1.0}, "prior_pi"),
+                                        ({"objective": "elbo", "prior_variance": 0.0}, "prior_variance"),
+                                        ({"objective": "elbo", "elbo_margin": 0.0}, "margin")])
+def test_bad_options_fail_clearly(bad, match):
+    with pytest.raises(ValueError, match=match):
+        en.TrainConfig(**bad)
+
+
+def test_run_mnist_flags_select_the_objective():
+    spec = importlib.util.spec_from_file_location("run_mnist", REPO / "experiments" / "run_mnist.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    config = script.build_config(script.parse_args(["--objective", "elbo", "--prior-pi", "0.2"]))
+    assert config.train.objective == "elbo" and config.train.prior_pi == 0.2
+    assert script.build_config(script.parse_args([])).train.objective == "reference"
