@@ -9,6 +9,11 @@ mean-field forward, gBP backward and Adam step (float64, as NumPy code is
 usually written), standing in for the authors' NumPy code, whose own timing
 on this machine kind was 0.2 s per epoch (DESIGN.md section 2).
 
+The "bare products" row runs only the matrix products an ensemble epoch
+needs (twice a plain network's), with no noise, elementwise work or optimizer:
+a floor for the ensemble's time on this machine. Wall and CPU time are both
+given; CPU time is steadier on a shared machine.
+
 Memory: bytes kept for the backward pass per step (saved activations, by
 ``torch.autograd.graph.saved_tensors_hooks``) and bytes of parameters plus
 Adam state; on CUDA also the peak allocated memory of one epoch.
@@ -96,6 +101,29 @@ class NumpyEnsemble:
             self.step(x[idx], y[idx])
 
 
+def bare_products(x, batch_size, sizes=SIZES):
+    """The matrix products one ensemble epoch cannot avoid, and nothing else: a speed floor.
+
+    Per layer and step: x mu^T and x^2 var^T forward; dL/dmu and dL/dvar backward; and, above
+    the first layer, the two products of the error sent down (a plain layer needs half of these).
+    Operands are allocated once, so the row times the products alone.
+    """
+    batch = x[:batch_size]
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        a = batch if n_in == x.shape[1] else torch.rand(batch_size, n_in, device=x.device)
+        layers.append((a, a.square(), torch.randn(n_out, n_in, device=x.device),
+                       torch.randn(batch_size, n_out, device=x.device)))
+
+    def epoch():
+        for _ in range(0, x.shape[0], batch_size):
+            for i, (a, a2, w, g) in enumerate(layers):
+                a @ w.t(); a2 @ w.t(); g.t() @ a; g.t() @ a2
+                if i > 0:
+                    g @ w; g @ w
+    return epoch
+
+
 def saved_bytes_per_step(model, x, y) -> int:
     total = 0
 
@@ -116,10 +144,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy implementation")
+    parser.add_argument("--data-root", default="../shared/data/mnist",
+                        help="where the official test set lives (only the 5,000 training digits are timed)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    data = en.load_dataset("mnist5k", None).to(device)
+    data = en.load_dataset("mnist5k", args.data_root).to(device)
     x, y = data.x_train, data.y_train
 
     torch.manual_seed(0)
@@ -138,27 +168,33 @@ def main(argv=None):
         numpy_model = NumpyEnsemble(SIZES)
         xn, yn = data.x_train.cpu().double().numpy(), data.y_train.cpu().numpy()
         runners["NumPy ensemble (float64)"] = lambda: numpy_model.epoch(xn, yn, args.batch_size)
+    runners["bare products (floor)"] = bare_products(x, args.batch_size)
 
     times = {name: [] for name in runners}
+    cpu_times = {name: [] for name in runners}
     for name, run in runners.items():  # warm-up
         run(); run()
     for _ in range(args.repeats):
         for name, run in runners.items():
             _sync(device)
-            tick = time.perf_counter()
+            tick, cpu_tick = time.perf_counter(), time.process_time()
             run()
             _sync(device)
             times[name].append(time.perf_counter() - tick)
+            cpu_times[name].append(time.process_time() - cpu_tick)
 
     base = statistics.median(times["MLP (plain)"])
     results = {"device": str(device), "torch_threads": torch.get_num_threads(), "n_train": len(y),
                "batch_size": args.batch_size, "models": {}}
     xb, yb = x[: args.batch_size], y[: args.batch_size]
     print(f"device {device}, {torch.get_num_threads()} torch threads, {len(y)} digits, batch {args.batch_size}")
-    print(f"{'model':28s} {'s/epoch':>9s} {'x plain':>8s} {'saved MiB/step':>15s} {'state MiB':>10s}")
+    cpu_base = statistics.median(cpu_times["MLP (plain)"])
+    print(f"{'model':28s} {'s/epoch':>9s} {'x plain':>8s} {'cpu s':>8s} {'x plain':>8s} "
+          f"{'saved MiB/step':>15s} {'state MiB':>10s}")
     for name, ts in times.items():
-        median = statistics.median(ts)
-        row = {"seconds_per_epoch": median, "ratio_to_plain": median / base, "all_seconds": ts}
+        median, cpu = statistics.median(ts), statistics.median(cpu_times[name])
+        row = {"seconds_per_epoch": median, "ratio_to_plain": median / base, "all_seconds": ts,
+               "cpu_seconds_per_epoch": cpu, "cpu_ratio_to_plain": cpu / cpu_base}
         if name in models:
             model = models[name]
             row["saved_bytes_per_step"] = saved_bytes_per_step(model, xb, yb)
@@ -170,7 +206,7 @@ def main(argv=None):
         results["models"][name] = row
         saved = f"{row['saved_bytes_per_step'] / 2**20:15.2f}" if "saved_bytes_per_step" in row else f"{'-':>15s}"
         state = f"{row['state_bytes'] / 2**20:10.2f}" if "state_bytes" in row else f"{'-':>10s}"
-        print(f"{name:28s} {median:9.4f} {median / base:8.2f} {saved} {state}")
+        print(f"{name:28s} {median:9.4f} {median / base:8.2f} {cpu:8.4f} {cpu / cpu_base:8.2f} {saved} {state}")
     if "NumPy ensemble (float64)" in times:
         speedup = statistics.median(times["NumPy ensemble (float64)"]) / statistics.median(
             times["EnsembleMLP (manual gBP)"])

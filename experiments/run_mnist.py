@@ -163,7 +163,7 @@ def _report(summary: dict, out: Path) -> None:
         lines.append(f"test accuracy, {sampled['n_networks']} sampled networks: "
                      f"{sampled['mean']:.4f} +- {sampled['std']:.4f}")
     for layer, fractions in summary.get("categories", {}).items():
-        lines.append(f"categories, layer {layer}: " + ", ".join(f"{k} {v:.3f}" for k, v in fractions.items()))
+        lines.append(f"categories, {layer}: " + ", ".join(f"{k} {v:.3f}" for k, v in fractions.items()))
     lines.append(f"wall time {summary['wall_seconds']:.1f} s on {summary['device']}")
     print("\n".join(lines))
 

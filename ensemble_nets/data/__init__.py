@@ -1,0 +1,5 @@
+# SPDX-License-Identifier: MIT
+"""Data sets as device-resident tensors."""
+from ensemble_nets.data.mnist import DATASETS, Dataset, find_mnist_file, load_dataset, read_idx
+
+__all__ = ["DATASETS", "Dataset", "find_mnist_file", "load_dataset", "read_idx"]
