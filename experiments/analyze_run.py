@@ -74,6 +74,22 @@ def load(run_dir: Path, args: argparse.Namespace):
     return model, config, data
 
 
+def _check_options(model, args: argparse.Namespace) -> None:
+    from ensemble_nets.analysis._common import resolve_layer
+
+    if args.n_networks < 2:
+        raise ValueError(f"--n-networks must be >= 2 (a spread and an HDI need several networks), "
+                         f"got {args.n_networks}")
+    if args.perturb_networks < 1:
+        raise ValueError(f"--perturb-networks must be >= 1, got {args.perturb_networks}")
+    if args.max_weights < 1:
+        raise ValueError(f"--max-weights must be >= 1, got {args.max_weights}")
+    if not all(0.0 <= f <= 1.0 for f in args.fractions):
+        raise ValueError(f"--fractions must lie in [0, 1], got {args.fractions}")
+    for layer in args.layers or []:
+        resolve_layer(model, layer)
+
+
 def write_csv(path: Path, frame) -> None:
     write_atomic(path, frame.to_csv(index=False).encode())
 
@@ -82,8 +98,14 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     try:
         model, config, data = load(args.run_dir, args)
+        return analyze(model, config, data, args)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"analyze_run.py: error: {err}")
+
+
+def analyze(model, config: dict, data, args: argparse.Namespace) -> dict:
+    """Write every table and the InferenceData into RUN_DIR/analysis; return the summary."""
+    _check_options(model, args)  # before anything is written
     train = config.get("train", {})
     tol = args.tol if args.tol is not None else (train.get("elbo_margin", 0.0)
                                                  if train.get("objective") == "elbo" else 0.0)

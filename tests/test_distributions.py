@@ -73,11 +73,11 @@ def test_kl_formula_monte_carlo_and_registration():
 
 def test_kl_boundaries_are_finite_where_they_should_be():
     prior = (torch.tensor(0.5, dtype=DT), torch.tensor(0.0, dtype=DT), torch.tensor(1.0, dtype=DT))
-    absent = spike_slab_kl(torch.tensor(1.0, dtype=DT), torch.tensor(3.0, dtype=DT), torch.tensor(0.0, dtype=DT), *prior)
+    absent = spike_slab_kl(*(torch.tensor(v, dtype=DT) for v in (1.0, 3.0, 0.0)), *prior)
     assert absent.item() == pytest.approx(math.log(2.0))  # pays only for the certain spike
-    present = spike_slab_kl(torch.tensor(0.0, dtype=DT), torch.tensor(0.0, dtype=DT), torch.tensor(1.0, dtype=DT), *prior)
+    present = spike_slab_kl(*(torch.tensor(v, dtype=DT) for v in (0.0, 0.0, 1.0)), *prior)
     assert present.item() == pytest.approx(math.log(2.0))
-    atom = spike_slab_kl(torch.tensor(0.5, dtype=DT), torch.tensor(1.0, dtype=DT), torch.tensor(0.0, dtype=DT), *prior)
+    atom = spike_slab_kl(*(torch.tensor(v, dtype=DT) for v in (0.5, 1.0, 0.0)), *prior)
     assert atom.item() == math.inf  # a deterministic slab is singular w.r.t. a Gaussian prior slab
 
 

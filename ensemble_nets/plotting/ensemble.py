@@ -208,7 +208,8 @@ def plot_uncertainty(per_example: pd.DataFrame, calibration: pd.DataFrame, summa
     floor = 1e-6  # mutual information of unanimous members is 0: drawn at this floor on the log axis
     frame["mi"] = frame["mutual_information"].clip(lower=floor)
     sns.histplot(frame, x="mi", hue="outcome", stat="density", common_norm=False, log_scale=True, bins=40,
-                 element="step", ax=left, palette={"correct": style.CATEGORY_COLORS["important"], "wrong": style.ACCENT})
+                 element="step", ax=left,
+                 palette={"correct": style.CATEGORY_COLORS["important"], "wrong": style.ACCENT})
     left.set_xlabel(f"mutual information (nats; values < {floor:g} drawn at {floor:g})")
     left.set_title(f"mean MI: correct {summary['mutual_information_correct']:.4f}, "
                    f"wrong {summary['mutual_information_wrong']:.4f}")

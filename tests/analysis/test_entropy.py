@@ -43,4 +43,5 @@ def test_entropy_table_averages_per_category():
     assert table.loc[("layer1", "variable"), "entropy_mean"] == pytest.approx(sum(variable) / 3, abs=1e-6)
     row = table.loc[("layer1", "all")]
     assert row["spike_mean"] + row["slab_mean"] == pytest.approx(row["entropy_mean"])
-    assert table.loc[("layer2", "variable"), "count"] == 0 and math.isnan(table.loc[("layer2", "variable"), "entropy_mean"])
+    empty = table.loc[("layer2", "variable")]
+    assert empty["count"] == 0 and math.isnan(empty["entropy_mean"])

@@ -50,3 +50,12 @@ def test_incomplete_run(analyzed_tiny_run, tmp_path):
     save_checkpoint(run / CHECKPOINT, {k: v for k, v in payload.items() if k != "format"})
     with pytest.raises(SystemExit, match="incomplete: 2 of 5 epochs.*--resume"):
         load_script("analyze_run").main([str(run)])
+
+
+@pytest.mark.parametrize("bad, match", [(["--n-networks", "1"], "--n-networks"), (["--layers", "layer7"], "layer"),
+                                        (["--fractions", "2"], "--fractions")])
+def test_bad_options_fail_before_writing(analyzed_tiny_run, bad, match):
+    before = {p.name: p.stat().st_mtime_ns for p in (analyzed_tiny_run / "analysis").iterdir()}
+    with pytest.raises(SystemExit, match=match):
+        load_script("analyze_run").main([str(analyzed_tiny_run), *bad])
+    assert {p.name: p.stat().st_mtime_ns for p in (analyzed_tiny_run / "analysis").iterdir()} == before

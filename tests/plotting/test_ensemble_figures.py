@@ -27,12 +27,14 @@ def test_missing_runs_name_the_commands(tmp_path, capsys):
                                                "--only", "ensemble"])
     assert status == 1
     err = capsys.readouterr().err
-    assert "run_mnist.py" in err and "analyze_run.py" in err and not (tmp_path / "f" / "ensemble_parameters.png").exists()
+    assert "run_mnist.py" in err and "analyze_run.py" in err
+    assert not (tmp_path / "f" / "ensemble_parameters.png").exists()
 
 
 def test_importing_the_package_loads_no_plotting_library():
     import subprocess
 
-    code = "import sys, ensemble_nets; print('seaborn' in sys.modules, 'matplotlib' in sys.modules, 'arviz' in sys.modules)"
+    code = ("import sys, ensemble_nets; "
+            "print('seaborn' in sys.modules, 'matplotlib' in sys.modules, 'arviz' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False False"
