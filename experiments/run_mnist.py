@@ -100,6 +100,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="reference: cross-entropy (default); elbo: + KL(q || spike-and-slab prior) / n_train")
     train.add_argument("--prior-pi", type=float, help="elbo: prior probability that a connection is absent (0.5)")
     train.add_argument("--prior-variance", type=_positive_float, help="elbo: variance of the prior slab (1.0)")
+    train.add_argument("--kl-weight", type=_positive_float,
+                       help="elbo: factor on KL / n_train (1.0 is the ELBO; < 1 tempers the prior)")
     run = p.add_argument_group("run folder")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<protocol>-<model>-s<seed>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -109,7 +111,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 _TOP = {"dataset", "data_root", "download", "n_train", "model", "sizes", "activation", "m_std", "xi_max", "pi_init"}
 _TRAIN = {"epochs", "batch_size", "lr", "lr_halve_every", "weight_decay", "decay", "decoupled_decay",
-          "n_eval_networks", "seed", "device", "objective", "prior_pi", "prior_variance"}
+          "n_eval_networks", "seed", "device", "objective", "prior_pi", "prior_variance", "kl_weight"}
 
 
 def build_config(args: argparse.Namespace) -> en.ExperimentConfig:

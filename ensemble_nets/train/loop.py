@@ -64,12 +64,13 @@ class TrainConfig:
     prior_pi: float = 0.5  # elbo: prior probability that a connection is absent
     prior_variance: float = 1.0  # elbo: variance of the prior slab N(0, prior_variance), on the scale of m
     elbo_margin: float = 1e-6  # elbo: pi kept in [margin, 1 - margin], xi >= margin (KL finite)
+    kl_weight: float = 1.0  # elbo: factor on KL / n_train (1: the ELBO; < 1 tempers the prior)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.objective == "elbo":
-            Elbo(1, self.prior_pi, self.prior_variance, self.elbo_margin)  # validates the prior
+            Elbo(1, self.prior_pi, self.prior_variance, self.elbo_margin, self.kl_weight)  # validates the prior
         if not (isinstance(self.epochs, int) and self.epochs >= 0):
             raise ValueError(f"epochs must be an integer >= 0, got {self.epochs!r}")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
@@ -221,7 +222,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
     wall_before = 0.0
     run = Path(run_dir) if run_dir is not None else None
     resolved = {"train": asdict(config), "model": getattr(model, "model_args", {}), **(extra_config or {})}
-    elbo = (Elbo(data.n_train, config.prior_pi, config.prior_variance, config.elbo_margin)
+    elbo = (Elbo(data.n_train, config.prior_pi, config.prior_variance, config.elbo_margin, config.kl_weight)
             if config.objective == "elbo" else None)
 
     if run is not None:

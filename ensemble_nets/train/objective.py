@@ -5,12 +5,14 @@ The reference (Li & Huang 2020, DESIGN.md section 2) minimizes the
 cross-entropy of the noisy mean-field network and has no prior. The Bayesian
 alternative minimizes the negative ELBO per training example::
 
-    loss = CE(mean-field network; batch) + KL(q || p0) / n_train
+    loss = CE(mean-field network; batch) + kl_weight * KL(q || p0) / n_train
     KL(q || p0) = sum over every connection of spike_slab_kl(pi, m, xi; pi0, 0, xi0)
 
 with the prior p0(w) = pi0 delta(w) + (1 - pi0) Normal(w; 0, xi0) on every
 weight (before the 1/sqrt(N_in) factor of the forward, the scale of m).
-Scaling the KL by 1/n_train makes the sum over the data set the usual ELBO.
+Scaling the KL by 1/n_train makes the sum over the data set the usual ELBO
+(``kl_weight = 1``); ``kl_weight < 1`` tempers the prior, as is common when a
+network has far more weights than the data have examples.
 
 The KL is finite only inside the constraint set: its derivative in pi is
 infinite at pi in {0, 1}, and a slab with xi = 0 is an atom that the Gaussian
@@ -46,14 +48,18 @@ class Elbo:
     :param prior_pi: pi0, prior probability that a connection is absent, in (0, 1).
     :param prior_variance: xi0, variance of the prior slab (mean 0), > 0.
     :param margin: pi is kept in [margin, 1 - margin] and xi >= margin, in (0, 0.5).
+    :param kl_weight: factor on the KL term (1: the ELBO; < 1 tempers the prior), > 0.
     """
 
     n_train: int
     prior_pi: float = 0.5
     prior_variance: float = 1.0
     margin: float = 1e-6
+    kl_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        if not self.kl_weight > 0:
+            raise ValueError(f"kl_weight must be > 0, got {self.kl_weight}; use objective='reference' for no prior")
         if self.n_train < 1:
             raise ValueError(f"n_train must be >= 1, got {self.n_train}")
         if not 0.0 < self.prior_pi < 1.0:
@@ -74,8 +80,8 @@ class Elbo:
                    for layer in layers)
 
     def scaled_kl(self, model: nn.Module) -> torch.Tensor:
-        """KL(q || p0) / n_train: the per-example KL term of the loss."""
-        return self.kl(model) / self.n_train
+        """kl_weight * KL(q || p0) / n_train: the per-example KL term of the loss."""
+        return self.kl(model) * (self.kl_weight / self.n_train)
 
     @torch.no_grad()
     def project_(self, model: nn.Module) -> torch.Tensor:

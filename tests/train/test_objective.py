@@ -30,6 +30,8 @@ def test_kl_is_the_sum_of_per_connection_kls():
         expected += kl_divergence(layer.distribution(), prior.expand(layer.pi.shape)).sum().item()
     assert elbo.kl(model).item() == pytest.approx(expected, rel=1e-5)
     assert elbo.scaled_kl(model).item() == pytest.approx(expected / 250, rel=1e-5)
+    tempered = Elbo(n_train=250, prior_pi=0.3, prior_variance=2.0, kl_weight=0.1)
+    assert tempered.scaled_kl(model).item() == pytest.approx(0.1 * expected / 250, rel=1e-5)
 
 
 def test_project_keeps_the_kl_finite():
@@ -80,7 +82,8 @@ def test_elbo_resume_is_exact(tiny_mnist, tmp_path):
 @pytest.mark.parametrize("bad, match", [({"objective": "map"}, "objective"),
                                         ({"objective": "elbo", "prior_pi": 1.0}, "prior_pi"),
                                         ({"objective": "elbo", "prior_variance": 0.0}, "prior_variance"),
-                                        ({"objective": "elbo", "elbo_margin": 0.0}, "margin")])
+                                        ({"objective": "elbo", "elbo_margin": 0.0}, "margin"),
+                                        ({"objective": "elbo", "kl_weight": 0.0}, "kl_weight")])
 def test_bad_options_fail_clearly(bad, match):
     with pytest.raises(ValueError, match=match):
         en.TrainConfig(**bad)
