@@ -152,7 +152,8 @@ def load_curve_shape(d: Sequence[float] | np.ndarray | torch.Tensor, *, tol: flo
     dict
         ``curvature``, ``nonuniformity``, ``shape``, ``drop`` (``Delta``), ``n_layers``.
     """
-    d = np.asarray(torch.as_tensor(d, dtype=torch.float64), dtype=np.float64).reshape(-1)
+    d = d.detach().cpu().numpy() if torch.is_tensor(d) else d
+    d = np.array(d, dtype=np.float64).reshape(-1)
     if skip_input:
         d = d[1:]
     if d.size < 3:
