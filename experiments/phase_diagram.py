@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ensemble_nets.train.grid import run_grid
 from ensemble_nets.train.phase import PHASE_KNOBS, run_phase_cell
@@ -110,7 +111,9 @@ def main(argv=None) -> int:
 
 
 def _spearman(a, b) -> float:
-    ra, rb = np.argsort(np.argsort(np.asarray(a))), np.argsort(np.argsort(np.asarray(b)))
+    ra, rb = pd.Series(np.asarray(a)).rank(), pd.Series(np.asarray(b)).rank()
+    if len(ra) < 3 or ra.std() == 0 or rb.std() == 0:
+        return float("nan")  # no ranking to correlate
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
