@@ -69,8 +69,8 @@ def main(argv=None) -> int:
                         help="the noise axis (default: label_noise; xi_max for spike_slab)")
     parser.add_argument("--levels", type=float, nargs="+", help="knob levels (default: 3 coarse ones)")
     parser.add_argument("--alphas", type=float, nargs="+", help="LeakyReLU slopes (default: 0 0.5 1)")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per (alpha, level)")
-    parser.add_argument("--steps", type=int, default=150, help="Adam updates per cell")
+    parser.add_argument("--seeds", type=int, help="seeds per (alpha, level) (default 1; 3 with --full)")
+    parser.add_argument("--steps", type=int, help="Adam updates per cell (default 150; 1000 with --full)")
     parser.add_argument("--full", action="store_true",
                         help="the reference grid: alpha 0, 0.2, ..., 1; 6 levels; 3 seeds; 1000 steps")
     parser.add_argument("--data-root", default="../shared/data/mnist", help="folder with the official test set")
@@ -82,15 +82,15 @@ def main(argv=None) -> int:
     knob = args.knob or ("xi_max" if args.model == "spike_slab" else "label_noise")
     if knob == "xi_max" and args.model != "spike_slab":
         parser.error("--knob xi_max is the ensemble's own noise: it needs --model spike_slab")
-    if args.seeds < 1 or args.steps < 1:
-        parser.error(f"--seeds and --steps must be >= 1, got {args.seeds}, {args.steps}")
+    seeds = args.seeds if args.seeds is not None else (3 if args.full else 1)
+    steps = args.steps if args.steps is not None else (1000 if args.full else 150)
+    if seeds < 1 or steps < 1:
+        parser.error(f"--seeds and --steps must be >= 1, got {seeds}, {steps}")
     coarse, full = LEVELS[knob]
     levels = args.levels or (full if args.full else coarse)
     alphas = args.alphas or (FULL_ALPHAS if args.full else COARSE_ALPHAS)
     if any(not 0 <= a <= 1 for a in alphas):
         parser.error(f"--alphas must lie in [0, 1], got {alphas}")
-    seeds = 3 if args.full and args.seeds == 1 else args.seeds
-    steps = 1000 if args.full and args.steps == 150 else args.steps
     if knob == "batch_size":
         levels = [int(v) for v in levels]
     out = args.out or Path("runs/phase") / f"{args.model}-{knob}"
