@@ -108,20 +108,24 @@ def plot_curvature(cells: pd.DataFrame, curves: pd.DataFrame, diagram: pd.DataFr
 
     from ensemble_nets.plotting import style
 
-    fig, axes = style.subplots(1, 3, width=2.0, aspect=0.9)
+    fig, axes = style.subplots(1, 3, width=2.8, aspect=0.8)
     ax = axes[0]
     sns.scatterplot(cells, x="curvature", y="test_acc", hue="grid", style="alpha_label", ax=ax, s=25)
     ax.axvspan(-0.25, 0.25, color="0.9", zorder=0, label="linear band")
     ax.set_xscale("symlog", linthresh=1.0)
     rho = _spearman(cells["curvature"].abs(), cells["test_acc"])
     ax.set(xlabel="load-curve curvature (normalized, symlog)", ylabel="test accuracy",
-           title=f"networks: Spearman(|k|, acc) = {rho:+.2f}")
-    ax.legend(fontsize=5, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncols=2, frameon=False)
+           title=f"networks: Spearman(|k|, acc) {rho:+.2f}")
+    handles, labels = ax.get_legend_handles_labels()
+    keep = [i for i, text in enumerate(labels) if text not in ("grid", "alpha_label")]
+    ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize=6, loc="upper center",
+              bbox_to_anchor=(0.5, -0.3), ncols=2, frameon=False)
 
     ax = axes[1]
     sns.lineplot(curves, x="block", y="load", hue="noise", palette="viridis", marker="o", markersize=3, ax=ax,
                  legend="full")
-    ax.set(xlabel="block l", ylabel="-x_l / x_L (model log D_l)", title="spring-block, friction 0.3")
+    ax.set(xlabel="block l", ylabel="-x_l / x_L  (model log D_l)", title="spring-block load curves, friction 0.3")
+    ax.set_xticks(range(0, int(curves["block"].max()) + 1, 2))
     ax.legend(title="noise", fontsize=5, ncols=2, loc="lower left")
 
     ax = axes[2]
