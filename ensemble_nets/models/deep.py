@@ -43,7 +43,8 @@ class DeepMLP(nn.Sequential):
     def __init__(self, n_in: int, n_classes: int, *, width: int = 100, depth: int = 8, alpha: float = 0.0,
                  dropout: float = 0.0, batchnorm: bool = True, layer: str = "linear", **layer_kwargs):
         if min(n_in, n_classes, width, depth) < 1:
-            raise ValueError(f"n_in, n_classes, width and depth must be >= 1, got {n_in}, {n_classes}, {width}, {depth}")
+            raise ValueError(f"n_in, n_classes, width and depth must be >= 1, "
+                             f"got {n_in}, {n_classes}, {width}, {depth}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha (LeakyReLU slope) must lie in [0, 1], got {alpha}")
         if not 0.0 <= dropout < 1.0:
