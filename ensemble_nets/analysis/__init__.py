@@ -5,6 +5,7 @@ from ensemble_nets.analysis.ensemble_stats import EnsembleStats, calibration_tab
 from ensemble_nets.analysis.entropy import connection_entropy, entropy_table
 from ensemble_nets.analysis.inference_data import load_inference_data, save_inference_data, to_inference_data
 from ensemble_nets.analysis.perturb import PERTURBATIONS, perturbation_curves, summarize_perturbations
+from ensemble_nets.analysis.separation import class_covariances, load_curve_shape, separation
 
 __all__ = [
     "CATEGORIES",
@@ -13,14 +14,17 @@ __all__ = [
     "PERTURBATIONS",
     "calibration_table",
     "categorize",
+    "class_covariances",
     "connection_categories",
     "connection_entropy",
     "ensemble_statistics",
     "entropy_table",
     "hdi",
+    "load_curve_shape",
     "load_inference_data",
     "perturbation_curves",
     "save_inference_data",
+    "separation",
     "summarize_perturbations",
     "to_inference_data",
 ]
