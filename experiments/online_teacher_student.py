@@ -20,6 +20,7 @@ T) and summary.json (the theory-simulation discrepancy).
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
 from pathlib import Path
@@ -116,8 +117,6 @@ def main(argv=None) -> dict:
         row.update({f"r_ode_{k}": r_ode[i, k] for k in range(args.K)})
         rows.append(row)
     write_metrics(args.out / METRICS, rows)
-    import io
-
     buffer = io.BytesIO()
     np.savez(buffer, alpha=alphas, q_sim=sim["q"], m_sim=sim["m"], q_ode=ode["q"], m_ode=ode["m"], t=t)
     write_atomic(args.out / "order_parameters.npz", buffer.getvalue())

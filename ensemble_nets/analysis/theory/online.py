@@ -278,7 +278,10 @@ def simulate_online(teacher, xi_hat0: np.ndarray, eta: float, record_steps: Sequ
 
 
 def specialization(q: np.ndarray, m: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Normalized overlaps R_in = M_in / sqrt(Q_ii T_nn), shape like ``m``; R_ii -> 1 as unit i learns teacher unit i."""
+    """Normalized overlaps R_in = M_in / sqrt(Q_ii T_nn), shaped like ``m``.
+
+    Student and teacher share xi and Sigma, so student unit i learns teacher unit i: R_ii -> 1 at the end.
+    """
     dq = np.diagonal(q, axis1=-2, axis2=-1)
     dt = np.diag(t)
     return m / np.sqrt(dq[..., :, None] * dt[..., None, :])
