@@ -25,6 +25,7 @@ from pathlib import Path
 FAMILIES: dict[str, str] = {
     "ensemble": "ensemble_nets.plotting.ensemble",
     "phase": "ensemble_nets.plotting.phase",
+    "online": "ensemble_nets.plotting.online",
 }
 
 
