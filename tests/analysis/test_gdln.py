@@ -20,7 +20,7 @@ def test_routing_ode_fixed_point(m_dom, k):
     assert routing_ode_rhs(b_star, s, m_dom, k).abs().max() < 1e-12
     # integrated from a small balanced init it converges there
     b0 = torch.stack([torch.full((3,), 0.05), torch.full((3,), 0.05 * math.sqrt(m_dom)), torch.full((3,), 0.05)], -1)
-    b = integrate_routing_ode(s, b0, torch.tensor([0.0, 300.0]), n_domains=m_dom, n_trained=k, max_step=0.25)[-1]
+    b = integrate_routing_ode(s, b0, torch.tensor([0.0, 150.0]), n_domains=m_dom, n_trained=k, max_step=0.05)[-1]
     torch.testing.assert_close(b, b_star, rtol=1e-6, atol=1e-6)
 
 
