@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -82,23 +83,28 @@ def integrate_routing_ode(s: Tensor, b0: Tensor, times: Tensor, *, n_domains: in
     times = torch.as_tensor(times, dtype=torch.float64)
     if times.ndim != 1 or times[0] != 0 or bool((times.diff() < 0).any()):
         raise ValueError("times must be a non-decreasing 1-D tensor starting at 0")
+    # numpy for the many tiny steps (same equations as routing_ode_rhs, ~5x less overhead than torch)
+    s_np, x = s.numpy(), b.numpy().copy()
+    c_io, c_h = n_trained / n_domains**2 / tau, n_trained / n_domains / tau
 
-    def f(x):
-        return routing_ode_rhs(x, s, n_domains, n_trained) / tau
+    def f(y):
+        err = s_np - y[:, 0] * y[:, 1] * y[:, 2]
+        return np.stack([c_io * y[:, 2] * y[:, 1] * err, c_h * y[:, 2] * y[:, 0] * err,
+                         c_io * y[:, 1] * y[:, 0] * err], axis=-1)
 
-    out, t = [b.clone()], 0.0
+    out, t = [x.copy()], 0.0
     for t_next in times[1:].tolist():
         n_steps = max(1, math.ceil((t_next - t) / max_step))
         h = (t_next - t) / n_steps
         for _ in range(n_steps):
-            k1 = f(b)
-            k2 = f(b + h / 2 * k1)
-            k3 = f(b + h / 2 * k2)
-            k4 = f(b + h * k3)
-            b = b + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            k1 = f(x)
+            k2 = f(x + h / 2 * k1)
+            k3 = f(x + h / 2 * k2)
+            k4 = f(x + h * k3)
+            x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         t = t_next
-        out.append(b.clone())
-    return torch.stack(out)
+        out.append(x.copy())
+    return torch.from_numpy(np.stack(out))
 
 
 def fixed_point(s: Tensor, n_domains: int = 7) -> Tensor:
