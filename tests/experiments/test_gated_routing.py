@@ -11,7 +11,8 @@ def test_gated_routing_writes_run_and_figures(tmp_path):
     script = load_script("gated_routing")
     out = tmp_path / "gated-routing"
     argv = ["--out", str(out), "--domains", "3", "--trained", "2", "--hidden", "8", "--epochs", "150", "--lr", "0.05",
-            "--seeds", "1", "--gains", "0.2", "2.0", "--race-k", "1", "2", "--race-epochs", "150", "--record-every", "20"]
+            "--seeds", "1", "--gains", "0.2", "2.0", "--race-k", "1", "2", "--race-epochs", "150",
+            "--record-every", "20"]
     assert script.main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     metrics = pd.read_csv(out / "metrics.csv")
