@@ -26,6 +26,7 @@ FAMILIES: dict[str, str] = {
     "ensemble": "ensemble_nets.plotting.ensemble",
     "phase": "ensemble_nets.plotting.phase",
     "online": "ensemble_nets.plotting.online",
+    "gated": "ensemble_nets.plotting.gated",
 }
 
 
