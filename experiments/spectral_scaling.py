@@ -41,6 +41,7 @@ import torch
 import ensemble_nets as en
 from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
 from ensemble_nets.train.loop import train_epoch
+from ensemble_nets.train.optim import resolve_device
 from ensemble_nets.train.runs import write_atomic, write_json
 from ensemble_nets.train.spectral import make_parametrized_optimizer, spectral_init_
 
@@ -132,6 +133,8 @@ def stage_transfer(args, data, out: Path) -> dict:
 
 
 def stage_sweep(args, data, out: Path) -> dict:
+    if args.sweep_examples is not None:
+        data = replace(data, x_train=data.x_train[:args.sweep_examples], y_train=data.y_train[:args.sweep_examples])
     rows, diagnostics = [], []
     for variant in ("spectral", "standard"):
         lr = args.sweep_lr if variant == "spectral" else args.sweep_lr / math.sqrt(min(args.sweep_widths))
@@ -198,6 +201,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sweep-widths", nargs="+", type=_positive_int, default=[64, 128, 256, 512, 1024])
     p.add_argument("--sweep-lr", type=_positive_float, default=1.0, help="spectral base Adam rate of the sweep")
     p.add_argument("--sweep-epochs", type=_positive_int, default=3)
+    p.add_argument("--sweep-examples", type=_positive_int, default=None, help="training digits (default: all)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled decay on m and xi in the sweep")
     p.add_argument("--batch-size", type=_positive_int, default=100)
     p.add_argument("--n-eval-networks", type=_positive_int, default=5)
@@ -215,7 +219,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     global DEVICE
-    DEVICE = en.train.resolve_device(args.device)
+    DEVICE = resolve_device(args.device)
     data = en.load_dataset("mnist5k", args.data_root, download=False).to(DEVICE)
     args.out.mkdir(parents=True, exist_ok=True)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
