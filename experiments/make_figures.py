@@ -27,6 +27,7 @@ FAMILIES: dict[str, str] = {
     "phase": "ensemble_nets.plotting.phase",
     "online": "ensemble_nets.plotting.online",
     "gated": "ensemble_nets.plotting.gated",
+    "spectral": "ensemble_nets.plotting.spectral",
 }
 
 
