@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from torch import nn
 
+from ensemble_nets.models.mdl import ModeMLP
 from ensemble_nets.models.mlp import ACTIVATIONS, MLP, EnsembleMLP, LayerStack
 
-__all__ = ["ACTIVATIONS", "EnsembleMLP", "LayerStack", "MLP", "MODEL_KINDS", "build_model"]
+__all__ = ["ACTIVATIONS", "EnsembleMLP", "LayerStack", "MLP", "MODEL_KINDS", "ModeMLP", "build_model"]
 
 #: Registered model families by ``kind``.
 MODEL_KINDS: dict[str, type[LayerStack]] = {EnsembleMLP.kind: EnsembleMLP, MLP.kind: MLP}
+MODEL_KINDS[ModeMLP.kind] = ModeMLP
 
 
 def build_model(model_args: dict) -> nn.Module:

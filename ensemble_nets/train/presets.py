@@ -30,12 +30,15 @@ class ExperimentConfig:
     download: bool = True  # try to download full MNIST when it is missing
     n_train: int | None = None  # use only the first n_train training examples (None: all)
     # model
-    model: str = "ensemble"  # ensemble (spike-and-slab) | mlp (plain baseline)
+    model: str = "ensemble"  # ensemble (spike-and-slab) | mlp (plain baseline) | mdl (mode decomposition)
     sizes: tuple[int, ...] = (784, 100, 100, 10)  # widths, input to output
     activation: str = "relu"  # hidden nonlinearity
     m_std: float = 1.0  # init std of m (of W for mlp); the 1/sqrt(N_in) factor is separate
     xi_max: float = 0.01  # init xi ~ xi_max * U(0, 1)
     pi_init: float = 0.0  # initial probability that a connection is absent
+    n_modes: int = 30  # mdl: modes P per weight layer
+    shared_modes: bool = True  # mdl: adjacent weight layers share the modes of the neuron layer between them
+    scale_input: bool = False  # mdl: apply W / sqrt(N_in) (the reference has no such factor)
     # training
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=40, lr=0.1, lr_halve_every=10))
 
@@ -50,6 +53,8 @@ class ExperimentConfig:
             raise ValueError(f"m_std and xi_max must be >= 0, got {self.m_std}, {self.xi_max}")
         if not 0.0 <= self.pi_init <= 1.0:
             raise ValueError(f"pi_init must lie in [0, 1], got {self.pi_init}")
+        if not (isinstance(self.n_modes, int) and self.n_modes >= 1):
+            raise ValueError(f"n_modes must be a positive integer, got {self.n_modes!r}")
         self.sizes = tuple(self.sizes)
         if isinstance(self.train, dict):
             self.train = TrainConfig.from_dict(self.train)
@@ -58,6 +63,8 @@ class ExperimentConfig:
         """The model this configuration describes, freshly initialized."""
         if self.model == "ensemble":
             args = {"m_std": self.m_std, "xi_max": self.xi_max, "pi_init": self.pi_init}
+        elif self.model == "mdl":
+            args = {"n_modes": self.n_modes, "shared": self.shared_modes, "scale_input": self.scale_input}
         else:
             args = {"w_std": self.m_std}
         return build_model({"kind": self.model, "sizes": list(self.sizes), "activation": self.activation, **args})
@@ -99,5 +106,12 @@ PRESETS: dict[str, dict] = {
         "n_train": 10_000,
         "m_std": REFERENCE_M_STD,
         "train": {"epochs": 100, "lr": 0.1, "lr_halve_every": 0, "decay": ("pi", "m", "xi")},
+    },
+    # Mode decomposition learning (Li & Huang 2023): P = 30 shared modes, Adam lr 0.01 halved every
+    # 30 epochs, batch 100, 200 epochs, decay 1e-4 on modes and strengths (the layers' choice).
+    "mdl-reference": {
+        "model": "mdl",
+        "n_modes": 30,
+        "train": {"epochs": 200, "lr": 0.01, "lr_halve_every": 30, "batch_size": 100, "weight_decay": 1e-4},
     },
 }
