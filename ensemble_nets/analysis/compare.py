@@ -80,18 +80,26 @@ def rank_auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores)  # average ranks for ties
+    ranks = _average_ranks(scores)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, tied values sharing their average rank (scipy's ``rankdata``, without importing scipy)."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_values)) + 1]
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
 
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman correlation: Pearson correlation of the average ranks (NaN for a constant input)."""
     if np.std(a) == 0 or np.std(b) == 0:
         return float("nan")
-    return float(spearmanr(a, b).statistic)
+    return float(np.corrcoef(_average_ranks(np.asarray(a, float)), _average_ranks(np.asarray(b, float)))[0, 1])
 
 
 def _top(values: np.ndarray, q: float) -> set:

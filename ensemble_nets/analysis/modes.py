@@ -169,7 +169,9 @@ class PowerLawFit:
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """Least-squares ``y = a + b x``: ``(a, b, sse)``."""
-    b, a = np.polyfit(x, y, 1)
+    xm, ym = x.mean(), y.mean()
+    b = float(((x - xm) * (y - ym)).sum() / ((x - xm) ** 2).sum())
+    a = float(ym - b * xm)
     return a, b, float(((y - a - b * x) ** 2).sum())
 
 
