@@ -15,6 +15,9 @@ Examples::
     # the Bayesian objective: ELBO with a spike-and-slab prior (KL and likelihood logged apart)
     python experiments/run_mnist.py --data-root ../shared/data/mnist --objective elbo --out runs/default-elbo-s0
 
+    # mode decomposition learning with P = 30 shared modes (the reference MDL protocol: --protocol mdl-reference)
+    python experiments/run_mnist.py --data-root ../shared/data/mnist --model mdl --n-modes 30 --lr 0.01
+
     # continue an interrupted run (its stored configuration; only --epochs and --device may change)
     python experiments/run_mnist.py --out runs/default-ensemble-s0 --resume
 
@@ -79,12 +82,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--n-train", type=_positive_int, help="use only the first N training examples")
     data.add_argument("--n-test", type=_positive_int, help="use only the first N test examples (quick checks)")
     model = p.add_argument_group("model")
-    model.add_argument("--model", choices=sorted(MODEL_KINDS), help="ensemble (spike-and-slab) or mlp (plain)")
+    model.add_argument("--model", choices=sorted(MODEL_KINDS),
+                       help="ensemble (spike-and-slab), mlp (plain) or mdl (modes)")
     model.add_argument("--sizes", type=_positive_int, nargs="+", metavar="N", help="widths, e.g. 784 100 100 10")
     model.add_argument("--activation", help="hidden nonlinearity (relu, tanh, identity)")
     model.add_argument("--m-std", type=_non_negative_float, help="init std of m (of W for mlp)")
     model.add_argument("--xi-max", type=_non_negative_float, help="init xi ~ xi_max * U(0, 1)")
     model.add_argument("--pi-init", type=float, help="initial pi (probability a connection is absent)")
+    model.add_argument("--n-modes", type=_positive_int, help="mdl: modes P per weight layer (default 30)")
+    model.add_argument("--unshared-modes", dest="shared_modes", action="store_false", default=None,
+                       help="mdl: every weight layer owns its input and output modes")
+    model.add_argument("--scale-input", action="store_true", default=None,
+                       help="mdl: apply W / sqrt(N_in) (the reference has no such factor)")
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=_non_negative_int)
     train.add_argument("--batch-size", type=_positive_int)
@@ -110,7 +119,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-_TOP = {"dataset", "data_root", "download", "n_train", "n_test", "model", "sizes", "activation", "m_std", "xi_max", "pi_init"}
+_TOP = {"dataset", "data_root", "download", "n_train", "n_test", "model", "sizes", "activation", "m_std", "xi_max",
+        "pi_init", "n_modes", "shared_modes", "scale_input"}
 _TRAIN = {"epochs", "batch_size", "lr", "lr_halve_every", "weight_decay", "decay", "decoupled_decay",
           "n_eval_networks", "seed", "device", "objective", "prior_pi", "prior_variance", "kl_weight"}
 

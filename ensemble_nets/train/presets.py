@@ -31,13 +31,16 @@ class ExperimentConfig:
     n_train: int | None = None  # use only the first n_train training examples (None: all)
     n_test: int | None = None  # use only the first n_test test examples (None: all; for quick checks)
     # model
-    model: str = "ensemble"  # ensemble (spike-and-slab) | mlp (plain baseline)
+    model: str = "ensemble"  # ensemble (spike-and-slab) | mlp (plain baseline) | mdl (mode decomposition)
     sizes: tuple[int, ...] = (784, 100, 100, 10)  # widths, input to output
     activation: str = "relu"  # hidden nonlinearity
     m_std: float = 1.0  # init std of m (of W for mlp); the 1/sqrt(N_in) factor is separate
     xi_max: float = 0.01  # init xi ~ xi_max * U(0, 1)
     pi_init: float = 0.0  # initial probability that a connection is absent
     decay_pi: bool = False  # ensembles: weight-decay pi as well as m and xi (the 2022 revision)
+    n_modes: int = 30  # mdl: modes P per weight layer
+    shared_modes: bool = True  # mdl: adjacent weight layers share the modes of the neuron layer between them
+    scale_input: bool = False  # mdl: apply W / sqrt(N_in) (the reference has no such factor)
     # training
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=40, lr=0.1, lr_halve_every=10))
 
@@ -54,6 +57,8 @@ class ExperimentConfig:
             raise ValueError(f"m_std and xi_max must be >= 0, got {self.m_std}, {self.xi_max}")
         if not 0.0 <= self.pi_init <= 1.0:
             raise ValueError(f"pi_init must lie in [0, 1], got {self.pi_init}")
+        if not (isinstance(self.n_modes, int) and self.n_modes >= 1):
+            raise ValueError(f"n_modes must be a positive integer, got {self.n_modes!r}")
         self.sizes = tuple(self.sizes)
         if isinstance(self.train, dict):
             self.train = TrainConfig.from_dict(self.train)
@@ -64,6 +69,8 @@ class ExperimentConfig:
             args = {"m_std": self.m_std, "xi_max": self.xi_max, "pi_init": self.pi_init}
             if self.decay_pi:
                 args["decay_pi"] = True
+        elif self.model == "mdl":
+            args = {"n_modes": self.n_modes, "shared": self.shared_modes, "scale_input": self.scale_input}
         else:
             args = {"w_std": self.m_std}
         return build_model({"kind": self.model, "sizes": list(self.sizes), "activation": self.activation, **args})
@@ -111,5 +118,12 @@ PRESETS: dict[str, dict] = {
         "m_std": REFERENCE_M_STD,
         "decay_pi": True,
         "train": {"epochs": 100, "lr": 0.1, "lr_halve_every": 0},
+    },
+    # Mode decomposition learning (Li & Huang 2023): P = 30 shared modes, Adam lr 0.01 halved every
+    # 30 epochs, batch 100, 200 epochs, decay 1e-4 on modes and strengths (the layers' choice).
+    "mdl-reference": {
+        "model": "mdl",
+        "n_modes": 30,
+        "train": {"epochs": 200, "lr": 0.01, "lr_halve_every": 30, "batch_size": 100, "weight_decay": 1e-4},
     },
 }
