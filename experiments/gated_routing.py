@@ -231,6 +231,8 @@ def main(argv=None) -> int:
                 r, _ = _simulate(task_k, init, args.gain, seed, args, args.race_epochs,
                                  {"part": "race", "init": init, "gain": args.gain, "n_trained": kk, "seed": seed})
                 rows += r
+                if not r:  # diverged: reported on stderr by _simulate
+                    continue
                 t_sim = _crossing(torch.tensor([x["ode_time"] for x in r]), torch.tensor([x["b_h_0"] for x in r]),
                                   target)
                 b0 = torch.full((3,), args.gain) if init == "aligned" else b0_random
