@@ -1,0 +1,273 @@
+# SPDX-License-Identifier: MIT
+"""Spectral parametrization: init and per-parameter learning rates for feature learning at every width.
+
+The spectral condition (Yang, Simon & Bernstein 2023, arXiv 2310.17813; DESIGN.md
+section 4.1) asks every layer with fan-in n_in and fan-out n_out for::
+
+    ||W||_2 ~ sqrt(n_out / n_in)     and     ||dW||_2 ~ sqrt(n_out / n_in)
+
+of its EFFECTIVE weight W, the matrix the forward pass multiplies the input by.
+This module composes with the layer classes (it never changes them): it knows,
+per layer kind, how the raw parameters map to the effective weight, and sets
+
+- the init: effective entries N(0, (gain c / sqrt(n_in))^2), c = min(1, sqrt(n_out/n_in));
+  a Gaussian matrix then has ||W||_2 ~ (1 + sqrt(min/max)) sqrt(n_out/n_in) (Bai-Yin);
+- the learning rate of every parameter as ``base_lr * lr_mult``, ``base_lr`` in
+  spectral units (the normalized step ||dW||_2 / sqrt(n_out/n_in)).
+
+Rules by layer kind (``raw`` = the parameter the optimizer sees)::
+
+                        effective W          init std of raw      Adam mult        SGD mult        normalized
+    nn.Linear           weight               gain c / sqrt(n_in)  1/n_in           n_out/n_in      sqrt(n_out/n_in)
+    ScaledLinear        weight / sqrt(n_in)  gain c               1/sqrt(n_in)     n_out           sqrt(n_out)
+    SpikeSlabLinear m   (1-pi) m / sqrt(n_in) gain c              1/sqrt(n_in)     n_out           sqrt(n_out)
+                    xi  (variance)           xi_ratio (gain c)^2 U(0,1)  c/sqrt(n_in)  c^2 sqrt(n_in) n_out  c sqrt(n_out)
+                    pi  (probability)        unchanged (pi_init)  1/(c sqrt(n_in)) n_out / c^2     sqrt(n_out)/c
+    bias                (n_in = 1)           0                    1                n_out           sqrt(n_out)
+
+Adam's step is sign-like and low rank: a rank-one sign matrix has ||.||_2 =
+sqrt(n_in n_out), hence Adam mult = normalized mult / sqrt(n_in n_out). The
+normalized column is the target spectral norm of the raw step, used by
+:class:`SpectralSGD` (W <- W - lr mult G / ||G||_2). The spike-and-slab rows
+are derived in README.md ("Spectral parametrization"): xi has the units of m^2
+(init c^2, step 2 m dm ~ c dm), pi multiplies m (step dm / m ~ dm / c); the pi
+Adam rate 1/sqrt(min(n_in, n_out)) never exceeds ``base_lr``, so pi's per-step
+change stays O(1) or smaller at every width and the projection keeps it in [0, 1].
+
+Symbols as in DESIGN.md: ``pi`` is the probability that a connection is ABSENT,
+``xi`` the slab VARIANCE.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from ensemble_nets.layers import ScaledLinear, SpikeSlabLinear
+
+__all__ = ["OPTIMIZERS", "PARAMETRIZATIONS", "SHRINK_MODES", "SpectralSGD", "effective_noise", "effective_weight", "init_scale",
+           "lr_multipliers", "make_parametrized_optimizer", "spectral_init_", "spectral_layers",
+           "spectral_param_groups"]
+
+#: ``standard``: the layers' own init and one learning rate; ``spectral``: this module's rules.
+PARAMETRIZATIONS = ("standard", "spectral")
+#: Which layers take the factor c = min(1, sqrt(n_out/n_in)) at init: every layer (the paper),
+#: all but the first (whose fan-in, the data dimension, does not grow with width), or none.
+SHRINK_MODES = ("all", "not_input", "none")
+#: Optimizers the multipliers are derived for (``normalized``: :class:`SpectralSGD`).
+OPTIMIZERS = ("adam", "sgd", "normalized")
+
+
+def init_scale(n_in: int, n_out: int, shrink: bool = True) -> float:
+    """c = min(1, sqrt(n_out / n_in)): the init factor of the spectral condition (1 with ``shrink=False``).
+
+    ``shrink=False`` is muP's fan-in init for layers narrower than their input: it keeps the
+    per-coordinate scale of outputs for inputs not aligned with W (a random W of std 1/sqrt(n_in)
+    maps x to coordinates of size |x| / sqrt(n_in)) at the price of ||W||_2 ~ 1 > sqrt(n_out/n_in).
+    The two agree once n_out >= n_in, e.g. an input layer 784 -> width at widths >= 784.
+    """
+    return min(1.0, math.sqrt(n_out / n_in)) if shrink else 1.0
+
+
+def _kind(layer: nn.Module) -> str | None:
+    if isinstance(layer, SpikeSlabLinear):
+        return "spike_slab"
+    if isinstance(layer, ScaledLinear):  # before nn.Linear: ScaledLinear subclasses it
+        return "scaled"
+    if isinstance(layer, nn.Linear):
+        return "linear"
+    return None
+
+
+def _shrinks(model: nn.Module, shrink: str) -> list[bool]:
+    if shrink not in SHRINK_MODES:
+        raise ValueError(f"shrink must be one of {SHRINK_MODES}, got {shrink!r}")
+    count = len(list(spectral_layers(model)))
+    return [shrink == "all" or (shrink == "not_input" and i > 0) for i in range(count)]
+
+
+def spectral_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """``(name, layer)`` for every layer this module has a rule for, in forward order."""
+    for name, module in model.named_modules():
+        if _kind(module) is not None:
+            yield name or "layer", module
+
+
+def effective_weight(layer: nn.Module) -> torch.Tensor:
+    """The matrix the forward pass applies, ``(n_out, n_in)``: the MEAN weight for a spike-and-slab layer."""
+    kind = _kind(layer)
+    if kind == "linear":
+        return layer.weight
+    if kind == "scaled":
+        return layer.weight / math.sqrt(layer.in_features)
+    if kind == "spike_slab":
+        return layer.weight / math.sqrt(layer.in_features)
+    raise ValueError(f"no spectral rule for {type(layer).__name__}; supported: nn.Linear, ScaledLinear, "
+                     f"SpikeSlabLinear")
+
+
+def effective_noise(layer: SpikeSlabLinear, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One draw of the weight fluctuation of a spike-and-slab layer, ``(n_out, n_in)``::
+
+        N_ij = sqrt(var_ij / n_in) eps_ij,   var = (1 - pi)(xi + pi m^2),   eps ~ N(0, 1)
+
+    (a sampled network's weight, to second order, is effective_weight + N).
+    """
+    var = layer.weight_variance.detach()
+    eps = torch.randn(var.shape, generator=generator, dtype=var.dtype, device=var.device)
+    return (var / layer.in_features).sqrt() * eps
+
+
+@torch.no_grad()
+def spectral_init_(model: nn.Module, *, gain: float = 1.0, xi_ratio: float = 2.0, shrink: str = "not_input") -> nn.Module:
+    """Re-initialize every supported layer of ``model`` in place so that ||W||_2 ~ sqrt(n_out/n_in).
+
+    :param gain: multiplies the init std of every effective weight (sqrt(2) suits deep ReLU stacks).
+    :param xi_ratio: spike-and-slab slab variances xi ~ xi_ratio (gain c)^2 U(0, 1): the default 2 gives
+        E[xi] = Var[m], so the fluctuation matrix has the mean weight's spectral scale. pi keeps
+        ``pi_init``.
+    :param shrink: which layers take the factor c = min(1, sqrt(n_out/n_in)) (:data:`SHRINK_MODES`):
+        ``"all"`` is the paper's rule; ``"not_input"`` keeps the fan-in init 1/sqrt(n_in) in the first
+        layer, whose fan-in is the data dimension (see :func:`init_scale`).
+    :returns: ``model``.
+    """
+    if not (gain > 0 and math.isfinite(gain)):
+        raise ValueError(f"gain must be a positive number, got {gain!r}")
+    if not (xi_ratio >= 0 and math.isfinite(xi_ratio)):
+        raise ValueError(f"xi_ratio must be >= 0, got {xi_ratio!r}")
+    for (_, layer), shrunk in zip(spectral_layers(model), _shrinks(model, shrink)):
+        n_in, n_out = layer.in_features, layer.out_features
+        std = gain * init_scale(n_in, n_out, shrunk)
+        kind = _kind(layer)
+        if kind == "linear":
+            layer.weight.normal_(0.0, std / math.sqrt(n_in))
+        elif kind == "scaled":
+            layer.weight.normal_(0.0, std)
+        else:
+            layer.pi.fill_(layer.pi_init)
+            layer.m.normal_(0.0, std)
+            layer.xi.uniform_(0.0, 1.0).mul_(xi_ratio * std ** 2)
+        if layer.bias is not None:
+            layer.bias.zero_()
+    return model
+
+
+def lr_multipliers(layer: nn.Module, optimizer: str = "adam", shrink: bool = True) -> dict[str, float]:
+    """Learning-rate multiplier of every parameter of ``layer`` (see the module table).
+
+    ``shrink`` must match the init's (:func:`spectral_init_`): c is the scale of m.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    kind = _kind(layer)
+    if kind is None:
+        raise ValueError(f"no spectral rule for {type(layer).__name__}")
+    n_in, n_out = layer.in_features, layer.out_features
+    c = init_scale(n_in, n_out, shrink)
+    # Target spectral norm of the raw parameter's step, per unit base_lr.
+    if kind == "linear":
+        norm = {"weight": math.sqrt(n_out / n_in)}
+        sgd = {"weight": n_out / n_in}
+    elif kind == "scaled":
+        norm = {"weight": math.sqrt(n_out)}
+        sgd = {"weight": float(n_out)}
+    else:
+        norm = {"m": math.sqrt(n_out), "xi": c * math.sqrt(n_out), "pi": math.sqrt(n_out) / c}
+        sgd = {"m": float(n_out), "xi": c * c * math.sqrt(n_in) * n_out, "pi": n_out / (c * c)}
+    if optimizer == "normalized":
+        mult = dict(norm)
+    elif optimizer == "adam":
+        mult = {k: v / math.sqrt(n_in * n_out) for k, v in norm.items()}
+    else:
+        mult = dict(sgd)
+    if layer.bias is not None:
+        mult["bias"] = {"normalized": math.sqrt(n_out), "adam": 1.0, "sgd": float(n_out)}[optimizer]
+    return mult
+
+
+def spectral_param_groups(model: nn.Module, base_lr: float, optimizer: str = "adam", *,
+                          weight_decay: float = 0.0, parametrization: str = "spectral",
+                          shrink: str = "not_input") -> list[dict]:
+    """One optimizer group per parameter: ``lr = base_lr * lr_mult``.
+
+    Decay goes to the parameters each layer lists in ``decayed_parameters`` (m and xi; the
+    weight), decoupled as in the reference (the step shrinks theta by ``lr * weight_decay``).
+    With ``parametrization="standard"`` every multiplier is 1 (one global learning rate);
+    ``shrink`` must match :func:`spectral_init_`'s.
+    Parameters of unsupported modules get multiplier 1 and a warning-free group ``"other"``.
+
+    Each group carries ``name`` (``layer.param``), ``lr_mult`` and, for :class:`SpectralSGD`, ``scale``.
+    """
+    if parametrization not in PARAMETRIZATIONS:
+        raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got {parametrization!r}")
+    if not (base_lr > 0 and math.isfinite(base_lr)):
+        raise ValueError(f"base_lr must be a positive number, got {base_lr!r}")
+    groups, seen = [], set()
+    for (name, layer), shrunk in zip(spectral_layers(model), _shrinks(model, shrink)):
+        mult = lr_multipliers(layer, optimizer, shrunk)
+        decayed = set(getattr(layer, "decayed_parameters", ("weight",)))
+        for pname, param in layer.named_parameters(recurse=False):
+            m = mult[pname] if parametrization == "spectral" else 1.0
+            groups.append({"params": [param], "lr": base_lr * m, "lr_mult": m, "scale": m,
+                           "weight_decay": weight_decay if pname in decayed else 0.0, "name": f"{name}.{pname}"})
+            seen.add(id(param))
+    other = [p for p in model.parameters() if id(p) not in seen]
+    if other:
+        groups.append({"params": other, "lr": base_lr, "lr_mult": 1.0, "scale": 1.0, "weight_decay": 0.0,
+                       "name": "other"})
+    if optimizer == "normalized":  # SpectralSGD: lr stays the base rate, the multiplier is the scale
+        for group in groups:
+            group["lr"] = base_lr
+    return groups
+
+
+class SpectralSGD(torch.optim.Optimizer):
+    """Spectrally normalized steepest descent: every matrix moves by a fixed spectral norm::
+
+        W <- (1 - lr weight_decay) W - lr scale G / ||G||_2
+
+    ``scale`` comes per group (``spectral_param_groups(..., optimizer="normalized")`` puts the
+    target sqrt(n_out/n_in) of the effective weight in raw units there), so ||dW||_2 = lr scale
+    exactly. Vectors (biases) use the Euclidean norm. A zero gradient leaves the parameter alone.
+    """
+
+    def __init__(self, params, lr: float = 0.01, weight_decay: float = 0.0) -> None:
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        super().__init__(params, {"lr": lr, "weight_decay": weight_decay, "scale": 1.0})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, scale, decay = group["lr"], group["scale"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                norm = torch.linalg.matrix_norm(g, ord=2) if g.dim() == 2 else g.norm()
+                if decay:
+                    p.mul_(1.0 - lr * decay)
+                if norm > 0:
+                    p.add_(g / norm, alpha=-lr * scale)
+        return loss
+
+
+def make_parametrized_optimizer(model: nn.Module, parametrization: str, lr: float, optimizer: str = "adam", *,
+                                weight_decay: float = 0.0, shrink: str = "not_input") -> torch.optim.Optimizer:
+    """The optimizer of ``parametrization`` (AdamW, SGD or :class:`SpectralSGD`) with its groups.
+
+    Note: the groups' ``lr`` already holds ``lr * lr_mult``; a schedule must scale it, not overwrite it.
+    """
+    groups = spectral_param_groups(model, lr, optimizer, weight_decay=weight_decay, parametrization=parametrization,
+                                   shrink=shrink)
+    if optimizer == "adam":
+        return torch.optim.AdamW(groups, lr=lr)
+    if optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr)
+    return SpectralSGD(groups, lr=lr)

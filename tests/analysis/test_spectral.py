@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: MIT
+"""Coordinate check and spectral diagnostics."""
+import copy
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
+from ensemble_nets.models import MLP, EnsembleMLP
+from ensemble_nets.train.spectral import make_parametrized_optimizer, spectral_init_
+
+WIDTHS = [32, 64, 128, 256]
+
+
+@pytest.fixture(scope="module")
+def digits(tiny_mnist):
+    return tiny_mnist.x_train[:400], tiny_mnist.y_train[:400]
+
+
+def test_coord_check_columns_and_flat_spectral_slopes(digits):
+    make = lambda w: MLP((784, w, w, 10), w_std=1.0)  # noqa: E731
+    spectral = coord_check(make, WIDTHS, digits, n_steps=3, lr=1.0, parametrization="spectral", n_seeds=1,
+                           batch_size=32)
+    assert list(spectral.columns) == ["parametrization", "width", "seed", "step", "layer", "role", "l1", "dl1"]
+    assert len(spectral) == len(WIDTHS) * 4 * 3 and set(spectral["role"]) == {"input", "hidden", "output"}
+    assert (spectral.loc[spectral["step"] == 0, "dl1"] == 0).all()
+    moved = coord_slopes(spectral, value="dl1")  # how far features moved: flat in width in every layer
+    assert moved["slope"].abs().max() < 0.2, moved
+    size = coord_slopes(spectral).set_index("role")["slope"]
+    # The output layer starts at l1 ~ width^-1/2 (c = sqrt(10/width), as in muP) and is O(1) once it learned.
+    assert abs(size["input"]) < 0.15 and abs(size["hidden"]) < 0.15 and -0.5 < size["output"] < 0.25, size
+    # The standard parametrization at the same learning rate per entry drifts: features move faster with width.
+    standard = coord_check(make, WIDTHS, digits, n_steps=3, lr=0.03, parametrization="standard", n_seeds=1,
+                           batch_size=32)
+    drift = coord_slopes(standard, value="dl1")
+    assert drift["slope"].max() > 0.3, drift
+
+
+def test_coord_check_ensemble_runs(digits):
+    make = lambda w: EnsembleMLP((784, w, 10), m_std=1.0, xi_max=2.0)  # noqa: E731
+    df = coord_check(make, [32, 64], digits, n_steps=2, lr=1.0, n_seeds=2, batch_size=32)
+    assert len(df) == 2 * 2 * 2 * 3 and df["l1"].gt(0).all()
+
+
+def test_coord_slopes_recovers_a_power_law():
+    df = pd.DataFrame([{"width": w, "step": 1, "layer": name, "l1": w ** power, "dl1": 1.0}
+                       for w in (16, 64, 256) for name, power in (("a", 0.5), ("b", -1.0))])
+    slopes = coord_slopes(df).set_index("layer")["slope"]
+    assert slopes["a"] == pytest.approx(0.5) and slopes["b"] == pytest.approx(-1.0)
+    assert coord_slopes(df, value="dl1")["slope"].abs().max() < 1e-12
+    with pytest.raises(ValueError, match="two widths"):
+        coord_slopes(df, max_width=16)
+
+
+@pytest.mark.parametrize("make", [lambda: MLP((40, 30, 20)), lambda: EnsembleMLP((40, 30, 20))])
+def test_spectral_diagnostics_after_a_normalized_step(make):
+    model = make()
+    spectral_init_(model, shrink="all")
+    before = copy.deepcopy(model)
+    opt = make_parametrized_optimizer(model, "spectral", 0.2, "normalized", shrink="all")
+    x = torch.randn(1, 40)
+    model(x).sum().backward()
+    for p in model.parameters():  # move the weights (m) only: their steps are exact
+        if p.dim() == 2 and p is not getattr(model[0], "weight", None) and p is not getattr(model[2], "weight", None) \
+                and not any(p is layer.m for layer in model.linear_layers if hasattr(layer, "m")):
+            p.grad = None
+    opt.step()
+    table = spectral_diagnostics(before, model, x)
+    assert list(table["layer"]) == ["0", "2"]
+    assert table["dw_norm"].to_numpy() == pytest.approx([0.2, 0.2], rel=1e-4)
+    assert table["stable_rank"].to_numpy() == pytest.approx([1.0, 1.0], rel=1e-3)  # one example: rank one
+    assert (table["alignment"] > 0).all() and (table["alignment"] <= 1 + 1e-6).all()
+    assert table["w_norm"].between(0.8, 2.5).all()
+    if isinstance(model, EnsembleMLP):
+        assert table["noise_norm"].between(0.5, 2.5).all()
+    with pytest.raises(ValueError, match="same layers"):
+        spectral_diagnostics(before, MLP((40, 31, 20)), x)
+    assert math.isfinite(table["w_norm_after"].sum())
