@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gains", type=float, nargs="+", default=[0.2, 0.5, 1.0, 1.5, 2.0, 2.5],
                    help="init scales of the sweep")
     p.add_argument("--race-k", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6, 7], help="K values of the race")
-    p.add_argument("--race-epochs", type=int, default=800, help="epochs of each race run (K = 1 is slowest)")
+    p.add_argument("--race-epochs", type=int, default=400, help="epochs of each race run (K = 1 is slowest)")
     p.add_argument("--record-every", type=int, default=5, help="record every this many epochs")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (small matrices: 1 is fastest)")
     return p
@@ -231,6 +231,8 @@ def main(argv=None) -> int:
                 r, _ = _simulate(task_k, init, args.gain, seed, args, args.race_epochs,
                                  {"part": "race", "init": init, "gain": args.gain, "n_trained": kk, "seed": seed})
                 rows += r
+                if not r:  # diverged: reported on stderr by _simulate
+                    continue
                 t_sim = _crossing(torch.tensor([x["ode_time"] for x in r]), torch.tensor([x["b_h_0"] for x in r]),
                                   target)
                 b0 = torch.full((3,), args.gain) if init == "aligned" else b0_random

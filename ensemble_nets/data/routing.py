@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The routing task of Saxe, Sodhani & Lewallen (ICML 2022, section 6; DESIGN.md 4.3).
+"""The routing task of Saxe, Sodhani & Lewallen (ICML 2022, arXiv 2207.10430; DESIGN.md 4.3).
 
 ``M`` input domains and ``M`` output domains. Each input domain holds the
 same ``n_items = 4`` one-hot items; each output domain has 7 features

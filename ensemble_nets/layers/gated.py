@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Gated deep linear networks (GDLN; Saxe, Sodhani & Lewallen, ICML 2022, arXiv 2207.10430, section 2).
+"""Gated deep linear networks (GDLN; Saxe, Sodhani & Lewallen, ICML 2022, arXiv 2207.10430).
 
 A GDLN is a directed acyclic graph of linear layers. Nodes ``v`` carry a
 width; edges ``e: u -> v`` carry a weight ``W_e`` of shape ``(n_v, n_u)``
@@ -15,7 +15,7 @@ examples and summed over output units (DESIGN.md 4.3)::
 
     L = (1/P) sum_p sum_{v in out} || g_v(p) y_v(p) - yhat_v(p) ||^2
 
-Pathway view (paper eq. 4-6): a pathway ``p`` is a chain of edges from an
+Pathway view: a pathway ``p`` is a chain of edges from an
 input node to an output node; its map is ``W_p = W_{e_L} ... W_{e_1}`` and
 its gate ``g_p`` the product of every node and edge gate on it. Then
 ``yhat_v = sum_{p -> v} g_p W_p x_{in(p)}`` and the gradient of an edge is a

@@ -70,7 +70,9 @@ def plot_init_sweep(table: pd.DataFrame):
 
     fig, axes = style.subplots(1, 2, width=1.4, aspect=0.8, squeeze=False)
     ax = axes[0, 0]
-    ax.errorbar(table["gain"], table["train_loss"], yerr=table["train_loss_std"], marker="o", color="#555555")
+    lower = table[["train_loss_std"]].min(axis=1).clip(upper=0.9 * table["train_loss"])  # keep log scale readable
+    ax.errorbar(table["gain"], table["train_loss"], yerr=[lower, table["train_loss_std"]], marker="o",
+                color="#555555")
     ax.set_yscale("log")
     ax.set_xlabel("init scale (gain)")
     ax.set_ylabel("train loss after training")

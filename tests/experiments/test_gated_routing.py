@@ -7,7 +7,7 @@ import pandas as pd
 from tests.common import load_script
 
 
-def test_gated_routing_writes_run_and_figures(tmp_path):
+def test_gated_routing_writes_run_and_figures(tmp_path, monkeypatch):
     script = load_script("gated_routing")
     out = tmp_path / "gated-routing"
     argv = ["--out", str(out), "--domains", "3", "--trained", "2", "--hidden", "8", "--epochs", "150", "--lr", "0.05",
@@ -22,8 +22,16 @@ def test_gated_routing_writes_run_and_figures(tmp_path):
     assert table[2.0]["zeroshot_rel"] > table[0.2]["zeroshot_rel"]
     assert summary["race"]["fits"]["aligned"]["slope_log_t_half_vs_log_K"] < -0.8
 
-    from ensemble_nets.plotting import gated
+    import matplotlib.pyplot as plt
 
+    from ensemble_nets.plotting import gated, style
+
+    def fake_save(fig, out, name):  # drawing PNG + PDF is matplotlib's job and slow; check what would be saved
+        assert fig.axes and all(ax.has_data() for ax in fig.axes if ax.get_label() != "<colorbar>")
+        plt.close(fig)
+        return [tmp_path / f"{name}.png"]
+
+    monkeypatch.setattr(style, "save", fake_save)
     written = gated.make_figures(tmp_path, tmp_path / "figures")
     assert {p.name for p in written} >= {"gated_dynamics.png", "gated_init_sweep.png", "gated_rsa.png",
                                          "gated_race.png"}
