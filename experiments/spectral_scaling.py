@@ -88,8 +88,8 @@ def stage_coord(args, data, out: Path) -> dict:
             print(f"[coord] {kind:8s} {variant:15s} lr {lr:.4g}: {time.perf_counter() - tick:.1f} s", flush=True)
     table = pd.concat(frames, ignore_index=True)
     _write_csv(out / "coord_check.csv", table)
-    slopes = pd.concat([coord_slopes(table.drop(columns="parametrization").rename(columns={"variant": "parametrization"}),
-                                     value=value) for value in ("l1", "dl1")], ignore_index=True)
+    by_variant = table.drop(columns="parametrization").rename(columns={"variant": "parametrization"})
+    slopes = pd.concat([coord_slopes(by_variant, value=value) for value in ("l1", "dl1")], ignore_index=True)
     slopes = slopes.rename(columns={"parametrization": "variant"})
     _write_csv(out / "coord_slopes.csv", slopes)
     print(slopes.pivot_table(index=["model", "variant"], columns=["value", "role"], values="slope").round(3)

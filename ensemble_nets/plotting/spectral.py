@@ -20,7 +20,8 @@ __all__ = ["MAIN_RUN", "REQUIRED_RUNS", "make_figures", "plot_coord_check", "plo
 
 MAIN_RUN = "spectral"
 #: Run folders (relative to --runs) the family needs -> the command that makes them.
-REQUIRED_RUNS = {MAIN_RUN: f"python experiments/spectral_scaling.py --data-root ../shared/data/mnist --out runs/{MAIN_RUN}"}
+REQUIRED_RUNS = {MAIN_RUN: "python experiments/spectral_scaling.py --data-root ../shared/data/mnist "
+                           f"--out runs/{MAIN_RUN}"}
 
 _MODEL_LABELS = {"mlp": "plain MLP", "ensemble": "spike-and-slab"}
 _VARIANT_LABELS = {"standard": "standard", "spectral": "spectral",
