@@ -11,7 +11,7 @@ from ensemble_nets import analysis, data
 from ensemble_nets.data import Dataset, load_dataset
 from ensemble_nets.distributions import SpikeSlab
 from ensemble_nets.layers import ScaledLinear, SpikeSlabLinear
-from ensemble_nets.models import MLP, EnsembleMLP, build_model
+from ensemble_nets.models import MLP, EnsembleMLP, ModeMLP, build_model
 from ensemble_nets.train import ExperimentConfig, TrainConfig, evaluate, load_run, project_, train
 
 __version__ = "0.1.0"
@@ -21,6 +21,7 @@ __all__ = [
     "EnsembleMLP",
     "ExperimentConfig",
     "MLP",
+    "ModeMLP",
     "ScaledLinear",
     "SpikeSlab",
     "SpikeSlabLinear",

@@ -15,7 +15,10 @@ Examples::
     # the Bayesian objective: ELBO with a spike-and-slab prior (KL and likelihood logged apart)
     python experiments/run_mnist.py --data-root ../shared/data/mnist --objective elbo --out runs/default-elbo-s0
 
-    # continue an interrupted run
+    # mode decomposition learning with P = 30 shared modes (the reference MDL protocol: --protocol mdl-reference)
+    python experiments/run_mnist.py --data-root ../shared/data/mnist --model mdl --n-modes 30 --lr 0.01
+
+    # continue an interrupted run (its stored configuration; only --epochs and --device may change)
     python experiments/run_mnist.py --out runs/default-ensemble-s0 --resume
 
 The run folder holds config.json, metrics.csv (one row per epoch),
@@ -26,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -36,7 +39,7 @@ from ensemble_nets.data import DATASETS
 from ensemble_nets.models import MODEL_KINDS
 from ensemble_nets.train import PRESETS
 from ensemble_nets.train.objective import OBJECTIVES
-from ensemble_nets.train.runs import SUMMARY, read_json, write_json
+from ensemble_nets.train.runs import CONFIG, SUMMARY, read_json, write_json
 
 
 def _positive_int(text: str) -> int:
@@ -77,13 +80,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--no-download", dest="download", action="store_false", default=None,
                       help="never try to download full MNIST")
     data.add_argument("--n-train", type=_positive_int, help="use only the first N training examples")
+    data.add_argument("--n-test", type=_positive_int, help="use only the first N test examples (quick checks)")
     model = p.add_argument_group("model")
-    model.add_argument("--model", choices=sorted(MODEL_KINDS), help="ensemble (spike-and-slab) or mlp (plain)")
+    model.add_argument("--model", choices=sorted(MODEL_KINDS),
+                       help="ensemble (spike-and-slab), mlp (plain) or mdl (modes)")
     model.add_argument("--sizes", type=_positive_int, nargs="+", metavar="N", help="widths, e.g. 784 100 100 10")
     model.add_argument("--activation", help="hidden nonlinearity (relu, tanh, identity)")
     model.add_argument("--m-std", type=_non_negative_float, help="init std of m (of W for mlp)")
     model.add_argument("--xi-max", type=_non_negative_float, help="init xi ~ xi_max * U(0, 1)")
     model.add_argument("--pi-init", type=float, help="initial pi (probability a connection is absent)")
+    model.add_argument("--n-modes", type=_positive_int, help="mdl: modes P per weight layer (default 30)")
+    model.add_argument("--unshared-modes", dest="shared_modes", action="store_false", default=None,
+                       help="mdl: every weight layer owns its input and output modes")
+    model.add_argument("--scale-input", action="store_true", default=None,
+                       help="mdl: apply W / sqrt(N_in) (the reference has no such factor)")
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=_non_negative_int)
     train.add_argument("--batch-size", type=_positive_int)
@@ -109,7 +119,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-_TOP = {"dataset", "data_root", "download", "n_train", "model", "sizes", "activation", "m_std", "xi_max", "pi_init"}
+_TOP = {"dataset", "data_root", "download", "n_train", "n_test", "model", "sizes", "activation", "m_std", "xi_max",
+        "pi_init", "n_modes", "shared_modes", "scale_input"}
 _TRAIN = {"epochs", "batch_size", "lr", "lr_halve_every", "weight_decay", "decay", "decoupled_decay",
           "n_eval_networks", "seed", "device", "objective", "prior_pi", "prior_variance", "kl_weight"}
 
@@ -121,28 +132,55 @@ def build_config(args: argparse.Namespace) -> en.ExperimentConfig:
     return en.ExperimentConfig.from_preset(args.protocol, **top, train=train)
 
 
+def resumed_config(args: argparse.Namespace, out: Path) -> tuple[en.ExperimentConfig, str]:
+    """The stored configuration of the run in ``out``; only --epochs and --device may change it."""
+    stored = read_json(out / CONFIG)
+    experiment = dict(stored["experiment"])
+    train = {**experiment.pop("train"), **{k: getattr(args, k) for k in ("epochs", "device")
+                                           if getattr(args, k) is not None}}
+    config = en.ExperimentConfig(**experiment, train=train)
+    given = {k: v for k, v in vars(args).items() if v is not None and k in (_TOP | _TRAIN) - {"epochs", "device"}}
+    current = {**asdict(config), **asdict(config.train)}
+    changed = sorted(k for k, v in given.items()
+                     if (list(v) if isinstance(v, tuple) else v) != (list(current[k]) if isinstance(current[k], tuple)
+                                                                     else current[k]))
+    if changed:
+        raise ValueError(f"--resume continues the run in {out} with its stored configuration; only --epochs and "
+                         f"--device may change, but {', '.join('--' + k.replace('_', '-') for k in changed)} differ")
+    return config, stored.get("protocol", args.protocol)
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    protocol = args.protocol
     try:
-        config = build_config(args)
+        if args.resume and args.out is not None and (args.out / CONFIG).is_file():
+            config, protocol = resumed_config(args, args.out)
+        else:
+            config = build_config(args)
     except ValueError as err:
         sys.exit(f"run_mnist.py: error: {err}")
-    out = args.out or Path("runs") / f"{args.protocol}-{config.model}-s{config.train.seed}"
+    out = args.out or Path("runs") / f"{protocol}-{config.model}-s{config.train.seed}"
 
     try:
         data = en.load_dataset(config.dataset, config.data_root, download=config.download)
-        print(f"data: {data.note}", file=sys.stderr)
         if config.n_train is not None and config.n_train < data.n_train:
             data = data.subset(n_train=config.n_train)
+        elif config.n_train is not None and config.n_train > data.n_train:
+            data = replace(data, note=f"{data.note}; {config.n_train} training examples asked for, "
+                                      f"only {data.n_train} available")
+        if config.n_test is not None and config.n_test < data.n_test:
+            data = data.subset(n_test=config.n_test)
+        print(f"data: {data.note}", file=sys.stderr)
         torch.manual_seed(config.train.seed)
         model = config.build_model()
         result = en.train(model, data, config.train, run_dir=out, resume=args.resume, progress=args.progress,
-                          extra_config={"protocol": args.protocol, "experiment": asdict(config)})
+                          extra_config={"protocol": protocol, "experiment": asdict(config)})
     except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError) as err:
         sys.exit(f"run_mnist.py: error: {err}")
 
     summary = read_json(out / SUMMARY)
-    summary["protocol"] = args.protocol
+    summary["protocol"] = protocol
     if hasattr(model, "sample_network"):
         # Under the ELBO pi and xi stay a margin off the boundary: read the categories with that tolerance.
         tol = config.train.elbo_margin if config.train.objective == "elbo" else 0.0

@@ -1,30 +1,52 @@
 # SPDX-License-Identifier: MIT
 """Analysis of trained networks: returns tensors and tables, never plots."""
 from ensemble_nets.analysis.categories import CATEGORIES, Categories, categorize, connection_categories
+from ensemble_nets.analysis.compare import CategoryModeComparison, compare_categories_modes, rank_auc
 from ensemble_nets.analysis.ensemble_stats import EnsembleStats, calibration_table, ensemble_statistics, hdi
 from ensemble_nets.analysis.entropy import connection_entropy, entropy_table
 from ensemble_nets.analysis.inference_data import load_inference_data, save_inference_data, to_inference_data
+from ensemble_nets.analysis.modes import (
+    PowerLawFit,
+    accuracy_vs_leading_modes,
+    fit_piecewise_power_law,
+    mode_removal_curve,
+    mode_spectrum,
+    model_spectra,
+)
 from ensemble_nets.analysis.perturb import PERTURBATIONS, perturbation_curves, summarize_perturbations
 from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
+from ensemble_nets.analysis.separation import class_covariances, load_curve_shape, separation
 
 __all__ = [
     "CATEGORIES",
     "Categories",
+    "CategoryModeComparison",
     "EnsembleStats",
     "PERTURBATIONS",
+    "PowerLawFit",
+    "accuracy_vs_leading_modes",
     "calibration_table",
     "categorize",
+    "class_covariances",
+    "compare_categories_modes",
     "connection_categories",
     "connection_entropy",
     "coord_check",
     "coord_slopes",
     "ensemble_statistics",
+    "fit_piecewise_power_law",
     "entropy_table",
     "hdi",
+    "load_curve_shape",
     "load_inference_data",
+    "mode_removal_curve",
+    "mode_spectrum",
+    "model_spectra",
     "perturbation_curves",
+    "rank_auc",
     "save_inference_data",
     "spectral_diagnostics",
+    "separation",
     "summarize_perturbations",
     "to_inference_data",
 ]

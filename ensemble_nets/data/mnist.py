@@ -73,9 +73,9 @@ class Dataset:
                 )
             if not torch.isfinite(x).all():
                 raise ValueError(f"{split} inputs hold NaN or inf values; clean the data before training")
-            if y.dtype not in (torch.int64, torch.int32) or y.min() < 0 or y.max() >= self.n_classes:
-                raise ValueError(f"{split} labels must be integers in [0, {self.n_classes}), got {y.dtype} "
-                                 f"in [{y.min().item()}, {y.max().item()}]")
+            if y.dtype != torch.int64 or y.min() < 0 or y.max() >= self.n_classes:
+                raise ValueError(f"{split} labels must be int64 in [0, {self.n_classes}), got {y.dtype} "
+                                 f"in [{y.min().item()}, {y.max().item()}]; convert with y.long()")
         if self.x_train.shape[1] != self.x_test.shape[1]:
             raise ValueError(f"train and test have different widths: {self.x_train.shape[1]} vs {self.x_test.shape[1]}")
 
@@ -91,10 +91,19 @@ class Dataset:
     def n_features(self) -> int:
         return self.x_train.shape[1]
 
-    def to(self, device) -> "Dataset":
-        """The same data on ``device`` (the whole set moves at once: MNIST fits)."""
-        move = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
+    def to(self, device, dtype: torch.dtype | None = None) -> "Dataset":
+        """The same data on ``device`` (the whole set moves at once: MNIST fits); inputs cast to ``dtype``."""
+        move = {k: getattr(self, k).to(device) for k in ("y_train", "y_test")}
+        move.update({k: getattr(self, k).to(device, dtype) for k in ("x_train", "x_test")})
         return replace(self, **move)
+
+    def fingerprint(self) -> dict:
+        """What identifies the data of a run: name, sizes, test source and a hash of the labels."""
+        digest = hashlib.sha1()
+        for y in (self.y_train, self.y_test):
+            digest.update(y.cpu().numpy().tobytes())
+        return {"name": self.name, "n_train": self.n_train, "n_test": self.n_test,
+                "test_source": self.test_source, "labels_sha1": digest.hexdigest()}
 
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
         """The first ``n_train`` training and ``n_test`` test examples (for quick runs and tests)."""

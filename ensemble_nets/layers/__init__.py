@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Layers: one family per module (spike-and-slab ensembles, plain scaled linear)."""
 from ensemble_nets.layers.linear import ScaledLinear
+from ensemble_nets.layers.modes import ModeLinear, mode_init_std
 from ensemble_nets.layers.spike_slab import (
     EVAL_MODES,
     GBP_IMPLEMENTATIONS,
@@ -12,8 +13,10 @@ from ensemble_nets.layers.spike_slab import (
 __all__ = [
     "EVAL_MODES",
     "GBP_IMPLEMENTATIONS",
+    "ModeLinear",
     "REFERENCE_M_STD",
     "ScaledLinear",
     "SpikeSlabLinear",
     "mean_field_preactivation",
+    "mode_init_std",
 ]

@@ -27,6 +27,7 @@ import math
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ensemble_nets.distributions import SpikeSlab, spike_slab_moments
 
@@ -69,6 +70,8 @@ class _MeanFieldFunction(torch.autograd.Function):
 
     Written for few passes over memory (in-place updates of fresh tensors):
     on a CPU the elementwise work is a large part of a small layer's cost.
+    First derivatives only: for Hessian-vector products or ``torch.func`` use
+    ``gbp="autograd"``.
     """
 
     @staticmethod
@@ -86,6 +89,7 @@ class _MeanFieldFunction(torch.autograd.Function):
         return h
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_h):
         x, x2, m, xi, keep, pm, mu, var, eps, delta = ctx.saved_tensors
         grad_mean = grad_h * ctx.scale  # (B, N_out): dL/dG
@@ -130,10 +134,9 @@ class SpikeSlabLinear(nn.Module):
         the gradient stays finite where every weight of a unit is deterministic.
     :param str eval_mode: one of ``EVAL_MODES``.
     :param str gbp: ``"manual"`` (hand-written gBP, default) or ``"autograd"``; same gradients.
+    :param bool decay_pi: weight-decay pi too (the 2022 revision); by default only m and xi are decayed.
     """
 
-    #: Parameters that receive weight decay in the reference protocol.
-    decayed_parameters = ("m", "xi")
 
     def __init__(
         self,
@@ -147,6 +150,7 @@ class SpikeSlabLinear(nn.Module):
         floor: float = 1e-8,
         eval_mode: str = "mean_field",
         gbp: str = "manual",
+        decay_pi: bool = False,
         device=None,
         dtype=None,
     ) -> None:
@@ -155,12 +159,14 @@ class SpikeSlabLinear(nn.Module):
             raise ValueError(f"in_features and out_features must be >= 1, got ({in_features}, {out_features})")
         if not 0.0 <= pi_init <= 1.0:
             raise ValueError(f"pi_init is a probability and must lie in [0, 1], got {pi_init}")
-        if m_std < 0 or xi_max < 0 or floor < 0:
-            raise ValueError(f"m_std, xi_max and floor must be >= 0, got {m_std}, {xi_max}, {floor}")
+        if not all(math.isfinite(v) and v >= 0 for v in (m_std, xi_max, floor)):
+            raise ValueError(f"m_std, xi_max and floor must be finite and >= 0, got {m_std}, {xi_max}, {floor}")
         self.in_features, self.out_features = in_features, out_features
         self.m_std, self.xi_max, self.pi_init, self.floor = m_std, xi_max, pi_init, floor
         self.eval_mode = eval_mode
         self.gbp = gbp
+        #: Parameters that receive weight decay (read by ``ensemble_nets.train.parameter_groups``).
+        self.decayed_parameters = ("pi", "m", "xi") if decay_pi else ("m", "xi")
         factory = {"device": device, "dtype": dtype}
         shape = (out_features, in_features)
         self.pi = nn.Parameter(torch.empty(shape, **factory))

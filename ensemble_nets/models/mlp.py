@@ -84,8 +84,9 @@ class LayerStack(nn.Sequential):
                 modules.append(copy.deepcopy(module))
                 continue
             weight = next(weights)
-            plain = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None,
-                              device=weight.device, dtype=weight.dtype)
+            # skip_init: no Kaiming init, so building a copy never moves the global RNG
+            plain = nn.utils.skip_init(nn.Linear, module.in_features, module.out_features,
+                                       bias=module.bias is not None, device=weight.device, dtype=weight.dtype)
             with torch.no_grad():
                 plain.weight.copy_(weight / math.sqrt(module.in_features))
                 if module.bias is not None:
@@ -113,8 +114,11 @@ class EnsembleMLP(LayerStack):
 
     @property
     def model_args(self) -> dict:
+        layer_args = {k: v for k, v in self._layer_kwargs.items() if k not in ("device", "dtype")}
+        for name in ("eval_mode", "gbp"):  # may have been changed after construction
+            layer_args[name] = getattr(self.linear_layers[0], name)
         return {"kind": self.kind, "sizes": list(self.sizes), "activation": self.activation,
-                "bias": self._bias, **self._layer_kwargs}
+                "bias": self._bias, **layer_args}
 
     @property
     def eval_mode(self) -> str:
@@ -146,9 +150,10 @@ class MLP(LayerStack):
     kind = "mlp"
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", *, bias: bool = False,
-                 w_std: float = REFERENCE_M_STD):
+                 w_std: float = REFERENCE_M_STD, device=None, dtype=None):
         self._bias, self._w_std = bias, w_std
-        super().__init__(sizes, activation, lambda n_in, n_out: ScaledLinear(n_in, n_out, bias, w_std=w_std))
+        super().__init__(sizes, activation, lambda n_in, n_out: ScaledLinear(n_in, n_out, bias, w_std=w_std,
+                                                                            device=device, dtype=dtype))
 
     @property
     def model_args(self) -> dict:

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Training: the loop, the optimizer pieces, reference presets and run folders."""
 from ensemble_nets.train.evaluate import accuracy, evaluate
+from ensemble_nets.train.grid import GridError, run_grid
 from ensemble_nets.train.loop import TrainConfig, TrainResult, train
 from ensemble_nets.train.optim import lr_at, make_optimizer, parameter_groups, project_, resolve_device
 from ensemble_nets.train.presets import PRESETS, ExperimentConfig
@@ -8,6 +9,7 @@ from ensemble_nets.train.runs import load_checkpoint, load_run, save_checkpoint
 
 __all__ = [
     "ExperimentConfig",
+    "GridError",
     "PRESETS",
     "TrainConfig",
     "TrainResult",
@@ -20,6 +22,7 @@ __all__ = [
     "parameter_groups",
     "project_",
     "resolve_device",
+    "run_grid",
     "save_checkpoint",
     "train",
 ]

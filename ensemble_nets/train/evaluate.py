@@ -46,8 +46,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n_networks: 
     devices = [x.device] if x.device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+            torch.random.default_generator.manual_seed(seed)
+            for device in devices:  # only the devices fork_rng restores
+                with torch.cuda.device(device):
+                    torch.cuda.manual_seed(seed)
             if not hasattr(model, "sample_network"):
+                if any(hasattr(m, "sample_weight") for m in model.modules()):
+                    raise TypeError(f"{type(model).__name__} holds spike-and-slab layers but no sample_network(); "
+                                    f"build it as en.EnsembleMLP, or evaluate its members yourself")
                 acc, loss = accuracy(model, x, y, batch_size)
                 return {"acc_mean_field": acc, "loss_mean_field": loss, "acc_mean": acc,
                         "acc_sampled_mean": acc, "acc_sampled_std": 0.0}

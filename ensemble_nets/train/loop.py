@@ -77,12 +77,14 @@ class TrainConfig:
             raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.lr_halve_every < 0:
-            raise ValueError(f"lr_halve_every must be >= 0 (0 = constant rate), got {self.lr_halve_every}")
+        if not (isinstance(self.lr_halve_every, int) and self.lr_halve_every >= 0):
+            raise ValueError(f"lr_halve_every must be an integer >= 0 (0 = constant rate), got {self.lr_halve_every!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.n_eval_networks < 2:
-            raise ValueError(f"n_eval_networks must be >= 2 to give a spread, got {self.n_eval_networks}")
+        if not (isinstance(self.n_eval_networks, int) and self.n_eval_networks >= 2):
+            raise ValueError(f"n_eval_networks must be an integer >= 2 to give a spread, got {self.n_eval_networks!r}")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.decay is not None:
             self.decay = tuple(self.decay)
         resolve_device(self.device)
@@ -213,7 +215,8 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
     if sizes is not None and sizes[-1] < data.n_classes:
         raise ValueError(f"model has {sizes[-1]} outputs but the data have {data.n_classes} classes")
     model.to(device)
-    data = data.to(device)
+    dtype = next(model.parameters()).dtype
+    data = data.to(device, dtype)
     optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay,
                                decay=config.decay, decoupled=config.decoupled_decay)
     shuffle = torch.Generator().manual_seed(config.seed)
@@ -235,11 +238,17 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
         if resume:
             payload = load_checkpoint(checkpoint)
             _check_resumable(payload, model, config, checkpoint)
+            if payload.get("data", data.fingerprint()) != data.fingerprint():
+                raise ValueError(
+                    f"cannot resume {run}: it was trained on {payload['data']}, not on {data.fingerprint()}; "
+                    f"resume with the same data set and data root"
+                )
             model.load_state_dict(model_from_checkpoint(payload, str(checkpoint)).state_dict())
             optimizer.load_state_dict(payload["optimizer"])
             _set_rng_state(payload["rng"], shuffle, device)
             history, wall_before = list(payload["history"]), float(payload["wall_seconds"])
-        write_json(run / CONFIG, resolved)
+        else:
+            write_json(run / CONFIG, resolved)
     if elbo is not None:
         elbo.project_(model)  # the KL's gradient is infinite on the boundary, where pi_init = 0 puts pi
 
@@ -274,6 +283,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
                 "model_args": getattr(model, "model_args", {}), "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "rng": _rng_state(shuffle, device), "epoch": epoch + 1,
                 "history": history, "wall_seconds": wall, "train_config": asdict(config), "config": resolved,
+                "data": data.fingerprint(),
             })
             write_metrics(run / METRICS, history)
             write_json(run / SUMMARY, _summarize(history, data, model, config, device, wall))
@@ -286,7 +296,10 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
 
 
 def _check_resumable(payload: dict, model: nn.Module, config: TrainConfig, path: Path) -> None:
-    if payload.get("model_args") != getattr(model, "model_args", {}):
+    same_math = {"gbp", "eval_mode"}  # implementation choices that do not change the trained function
+    stored_args = {k: v for k, v in payload.get("model_args", {}).items() if k not in same_math}
+    current_args = {k: v for k, v in getattr(model, "model_args", {}).items() if k not in same_math}
+    if stored_args != current_args:
         raise ValueError(f"{path} was trained with model {payload.get('model_args')}, "
                          f"not {getattr(model, 'model_args', {})}; resume with the same architecture")
     current = asdict(config)

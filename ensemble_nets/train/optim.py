@@ -23,14 +23,24 @@ def parameter_groups(model: nn.Module, *, weight_decay: float, decay: Iterable[s
     """Two optimizer groups: decayed and not decayed.
 
     :param decay: parameter names (the last part of the dotted name, e.g. ``"m"``) to decay;
-        ``None`` asks each layer through its ``decayed_parameters`` attribute.
+        ``None`` asks each layer through its ``decayed_parameters`` attribute. A name that
+        matches no parameter of ``model`` is an error (a misspelt name would silently
+        turn the decay off). A parameter shared by several layers is listed once.
     """
     wanted = None if decay is None else set(decay)
-    decayed, plain = [], []
+    decayed, plain, seen, names_found = [], [], set(), set()
     for module in model.modules():
         names = wanted if wanted is not None else set(getattr(module, "decayed_parameters", ()))
         for name, param in module.named_parameters(recurse=False):
+            names_found.add(name)
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
             (decayed if name in names else plain).append(param)
+    if wanted is not None and not wanted <= names_found:
+        raise ValueError(f"decay names {sorted(wanted - names_found)} match no parameter of {type(model).__name__}, "
+                         f"whose parameters are named {sorted(names_found)}; leave decay unset to use each "
+                         f"layer's own choice (decayed_parameters)")
     groups = [{"params": decayed, "weight_decay": weight_decay, "name": "decayed"},
               {"params": plain, "weight_decay": 0.0, "name": "not_decayed"}]
     return [g for g in groups if g["params"]]
@@ -38,13 +48,17 @@ def parameter_groups(model: nn.Module, *, weight_decay: float, decay: Iterable[s
 
 def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float = 1e-4,
                    decay: Iterable[str] | None = None, decoupled: bool = True) -> torch.optim.Optimizer:
-    """Adam with weight decay on the chosen groups: decoupled (AdamW, the reference) or coupled L2."""
+    """Adam with weight decay on the chosen groups: decoupled (AdamW, the reference) or coupled L2.
+
+    Uses the fused kernel (one per step) when every parameter is a float tensor on CPU or CUDA,
+    else the multi-tensor (foreach) implementation.
+    """
     groups = parameter_groups(model, weight_decay=weight_decay, decay=decay)
     cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-    try:  # one fused kernel per step where this torch build has it (CPU from torch 2.4, CUDA)
-        return cls(groups, lr=lr, fused=True)
-    except (RuntimeError, TypeError):
-        return cls(groups, lr=lr, foreach=True)
+    params = [p for g in groups for p in g["params"]]
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float16, torch.bfloat16, torch.float32,
+                                                                  torch.float64) for p in params)
+    return cls(groups, lr=lr, fused=True) if fused else cls(groups, lr=lr, foreach=True)
 
 
 def lr_at(epoch: int, lr: float, halve_every: int) -> float:
@@ -55,12 +69,12 @@ def lr_at(epoch: int, lr: float, halve_every: int) -> float:
 @torch.no_grad()
 def project_(model: nn.Module) -> torch.Tensor:
     """Apply every layer's ``project_()`` (pi to [0, 1], xi to >= 0); returns the entries moved."""
-    moved = torch.zeros((), dtype=torch.long)
+    moved = None
     for module in model.modules():
         if module is not model and hasattr(module, "project_"):
             count = module.project_()
-            moved = moved.to(count.device) + count
-    return moved
+            moved = count if moved is None else moved + count
+    return torch.zeros((), dtype=torch.long) if moved is None else moved
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:

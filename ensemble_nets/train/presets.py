@@ -29,13 +29,18 @@ class ExperimentConfig:
     data_root: str = "data"  # folder with MNIST IDX files (directly or in MNIST/raw)
     download: bool = True  # try to download full MNIST when it is missing
     n_train: int | None = None  # use only the first n_train training examples (None: all)
+    n_test: int | None = None  # use only the first n_test test examples (None: all; for quick checks)
     # model
-    model: str = "ensemble"  # ensemble (spike-and-slab) | mlp (plain baseline)
+    model: str = "ensemble"  # ensemble (spike-and-slab) | mlp (plain baseline) | mdl (mode decomposition)
     sizes: tuple[int, ...] = (784, 100, 100, 10)  # widths, input to output
     activation: str = "relu"  # hidden nonlinearity
     m_std: float = 1.0  # init std of m (of W for mlp); the 1/sqrt(N_in) factor is separate
     xi_max: float = 0.01  # init xi ~ xi_max * U(0, 1)
     pi_init: float = 0.0  # initial probability that a connection is absent
+    decay_pi: bool = False  # ensembles: weight-decay pi as well as m and xi (the 2022 revision)
+    n_modes: int = 30  # mdl: modes P per weight layer
+    shared_modes: bool = True  # mdl: adjacent weight layers share the modes of the neuron layer between them
+    scale_input: bool = False  # mdl: apply W / sqrt(N_in) (the reference has no such factor)
     # training
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=40, lr=0.1, lr_halve_every=10))
 
@@ -44,12 +49,16 @@ class ExperimentConfig:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.model not in MODEL_KINDS:
             raise ValueError(f"model must be one of {sorted(MODEL_KINDS)}, got {self.model!r}")
-        if self.n_train is not None and self.n_train < 1:
-            raise ValueError(f"n_train must be >= 1 (or None for all), got {self.n_train}")
+        for name in ("n_train", "n_test"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be an integer >= 1 (or None for all), got {value!r}")
         if not (math.isfinite(self.m_std) and self.m_std >= 0 and self.xi_max >= 0):
             raise ValueError(f"m_std and xi_max must be >= 0, got {self.m_std}, {self.xi_max}")
         if not 0.0 <= self.pi_init <= 1.0:
             raise ValueError(f"pi_init must lie in [0, 1], got {self.pi_init}")
+        if not (isinstance(self.n_modes, int) and self.n_modes >= 1):
+            raise ValueError(f"n_modes must be a positive integer, got {self.n_modes!r}")
         self.sizes = tuple(self.sizes)
         if isinstance(self.train, dict):
             self.train = TrainConfig.from_dict(self.train)
@@ -58,6 +67,10 @@ class ExperimentConfig:
         """The model this configuration describes, freshly initialized."""
         if self.model == "ensemble":
             args = {"m_std": self.m_std, "xi_max": self.xi_max, "pi_init": self.pi_init}
+            if self.decay_pi:
+                args["decay_pi"] = True
+        elif self.model == "mdl":
+            args = {"n_modes": self.n_modes, "shared": self.shared_modes, "scale_input": self.scale_input}
         else:
             args = {"w_std": self.m_std}
         return build_model({"kind": self.model, "sizes": list(self.sizes), "activation": self.activation, **args})
@@ -72,6 +85,10 @@ class ExperimentConfig:
             raise ValueError(f"unknown protocol {name!r}; known: {sorted(PRESETS)}")
         preset = dict(PRESETS[name])
         train_overrides = {**preset.pop("train", {}), **overrides.pop("train", {})}
+        unknown_train = set(train_overrides) - {f.name for f in fields(TrainConfig)}
+        if unknown_train:
+            raise ValueError(f"unknown training options {sorted(unknown_train)}; known: "
+                             f"{sorted(f.name for f in fields(TrainConfig))}")
         known = {f.name for f in fields(cls)}
         unknown = set(preset) | set(overrides)
         unknown -= known
@@ -88,16 +105,25 @@ PRESETS: dict[str, dict] = {
     # Defaults chosen to train robustly in a couple of minutes on 2 CPU cores (see README).
     "default": {},
     # Li & Huang (2020) code: first 10,000 training images, m ~ N(0, 2/784) in every layer,
-    # Adam lr 0.1 halved every 20 epochs, 200 epochs, decoupled decay 1e-4 on (m, xi).
+    # Adam lr 0.1 halved every 20 epochs, 200 epochs, decoupled decay 1e-4 on (m, xi)
+    # (each layer's own choice: m and xi for ensembles, the weight for the plain baseline).
     "reference": {
         "n_train": 10_000,
         "m_std": REFERENCE_M_STD,
-        "train": {"epochs": 200, "lr": 0.1, "lr_halve_every": 20, "decay": ("m", "xi")},
+        "train": {"epochs": 200, "lr": 0.1, "lr_halve_every": 20},
     },
     # The 2022 revision: 100 epochs at a constant rate, decay on pi too.
     "reference-2022": {
         "n_train": 10_000,
         "m_std": REFERENCE_M_STD,
-        "train": {"epochs": 100, "lr": 0.1, "lr_halve_every": 0, "decay": ("pi", "m", "xi")},
+        "decay_pi": True,
+        "train": {"epochs": 100, "lr": 0.1, "lr_halve_every": 0},
+    },
+    # Mode decomposition learning (Li & Huang 2023): P = 30 shared modes, Adam lr 0.01 halved every
+    # 30 epochs, batch 100, 200 epochs, decay 1e-4 on modes and strengths (the layers' choice).
+    "mdl-reference": {
+        "model": "mdl",
+        "n_modes": 30,
+        "train": {"epochs": 200, "lr": 0.01, "lr_halve_every": 30, "batch_size": 100, "weight_decay": 1e-4},
     },
 }

@@ -62,8 +62,10 @@ def test_dataset_rejects_nan_and_bad_labels():
     x, y = torch.rand(4, 3), torch.tensor([0, 1, 2, 3])
     with pytest.raises(ValueError, match="NaN"):
         Dataset(x.clone().fill_(float("nan")), y, x, y, name="t", test_source="t")
-    with pytest.raises(ValueError, match="labels must be integers"):
+    with pytest.raises(ValueError, match="labels must be int64"):
         Dataset(x, y + 10, x, y, name="t", test_source="t")
+    with pytest.raises(ValueError, match="convert with y.long"):
+        Dataset(x, y.int(), x, y, name="t", test_source="t")
     with pytest.raises(ValueError, match="expected x of shape"):
         Dataset(x, y[:2], x, y, name="t", test_source="t")
 

@@ -9,8 +9,8 @@ import pytest
 from tests.conftest import REPO
 
 SCRIPT = REPO / "experiments" / "run_mnist.py"
-TINY = ["--dataset", "mnist5k", "--n-train", "600", "--sizes", "784", "24", "10", "--batch-size", "100",
-        "--n-eval-networks", "2", "--no-progress", "--device", "cpu"]
+TINY = ["--dataset", "mnist5k", "--n-train", "600", "--n-test", "2000", "--sizes", "784", "24", "10",
+        "--batch-size", "100", "--n-eval-networks", "2", "--no-progress", "--device", "cpu"]
 
 
 def _run(args, **kwargs):
@@ -33,7 +33,7 @@ def test_tiny_run_writes_valid_summary(tmp_path, mnist_root):
     for key in ("dataset", "n_train", "n_test", "test_source", "epochs", "test_acc_mean_field", "test_acc_sampled",
                 "categories", "wall_seconds", "device"):
         assert key in summary
-    assert summary["n_train"] == 600 and summary["n_test"] == 10000 and summary["epochs"] == 2
+    assert summary["n_train"] == 600 and summary["n_test"] == 2000 and summary["epochs"] == 2
     assert summary["test_source"] == "official-test-10k"
     assert set(summary["categories"]["layer1"]) == {"important", "unimportant", "variable"}
     assert 0.3 < summary["test_acc_sampled"]["mean"] <= 1
@@ -47,7 +47,10 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, mnist_root):
     assert full.returncode == 0, full.stderr
     first = _run([*common, "--epochs", "1", "--out", str(tmp_path / "cut")])
     assert first.returncode == 0, first.stderr
-    second = _run([*common, "--epochs", "3", "--out", str(tmp_path / "cut"), "--resume"])
+    refused = _run(["--epochs", "3", "--lr", "0.5", "--out", str(tmp_path / "cut"), "--resume"])
+    assert refused.returncode != 0 and "--lr" in refused.stderr
+    # --resume needs nothing but the folder: the stored configuration (data root included) is reused.
+    second = _run(["--epochs", "3", "--out", str(tmp_path / "cut"), "--resume", "--no-progress"])
     assert second.returncode == 0, second.stderr
     a = json.loads((tmp_path / "full" / "summary.json").read_text())
     b = json.loads((tmp_path / "cut" / "summary.json").read_text())
@@ -56,7 +59,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, mnist_root):
 
 
 @pytest.mark.parametrize("bad", [["--epochs", "-1"], ["--batch-size", "0"], ["--lr", "0"], ["--dataset", "cifar"],
-                                 ["--protocol", "nonsense"], ["--n-eval-networks", "1"]])
+                                 ["--protocol", "nonsense"], ["--n-eval-networks", "1"], ["--pi-init", "2"],
+                                 ["--activation", "swish"], ["--decay", "weights"]])
 def test_nonsense_values_fail_clearly(bad, tmp_path):
     out = _run([*bad, "--out", str(tmp_path / "x")])
     assert out.returncode != 0

@@ -226,3 +226,22 @@ def test_check_constraints_names_the_problem():
         layer.pi[0, 0] = 1.2
     with pytest.raises(ValueError, match=r"pi must lie in \[0, 1\]"):
         layer.check_constraints()
+
+
+def test_manual_gbp_refuses_double_backward():
+    layer = make_layer(6, 3).train()
+    x = torch.rand(4, 6, dtype=torch.float64)
+    (grad_m,) = torch.autograd.grad(layer(x).square().sum(), layer.m, create_graph=True)
+    with pytest.raises(RuntimeError):
+        grad_m.sum().backward()
+    layer.gbp = "autograd"  # the documented route to second derivatives
+    (grad_m,) = torch.autograd.grad(layer(x).square().sum(), layer.m, create_graph=True)
+    grad_m.sum().backward()
+    assert torch.isfinite(layer.m.grad).all()
+
+
+def test_decayed_parameters_follow_decay_pi():
+    assert SpikeSlabLinear(3, 2).decayed_parameters == ("m", "xi")
+    assert SpikeSlabLinear(3, 2, decay_pi=True).decayed_parameters == ("pi", "m", "xi")
+    with pytest.raises(ValueError, match="finite"):
+        SpikeSlabLinear(3, 2, m_std=float("nan"))

@@ -75,3 +75,20 @@ def test_bad_sizes_and_kinds():
         MLP((4, 2), activation="gelu2")
     with pytest.raises(ValueError, match="unknown model kind"):
         build_model({"kind": "transformer"})
+
+
+def test_copies_leave_the_global_rng_alone():
+    model = EnsembleMLP((12, 7, 4))
+    state = torch.get_rng_state()
+    model.sample_network(torch.Generator().manual_seed(0))
+    model.mean_network()
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_model_args_are_json_and_keep_layer_choices():
+    import json
+
+    model = EnsembleMLP((6, 3), dtype=torch.float64, gbp="autograd")
+    model.eval_mode = "mean"
+    args = json.loads(json.dumps(model.model_args))
+    assert args["gbp"] == "autograd" and args["eval_mode"] == "mean" and "dtype" not in args

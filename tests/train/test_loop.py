@@ -141,3 +141,34 @@ def test_decoupled_decay_shrinks_parameters_by_lr_times_decay():
         p.grad = torch.zeros_like(p)
     optimizer.step()
     assert torch.allclose(model[0].m, before * (1 - 0.1 * 0.5))
+
+
+def test_resume_on_other_data_is_refused(tiny_mnist, tmp_path):
+    en.train(_model(), tiny_mnist, en.TrainConfig(epochs=1, **FAST), run_dir=tmp_path, progress=False)
+    other = tiny_mnist.subset(n_train=500)
+    with pytest.raises(ValueError, match="same data set"):
+        en.train(_model(), other, en.TrainConfig(epochs=2, **FAST), run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_decay_names_must_match_parameters():
+    with pytest.raises(ValueError, match=r"match no parameter.*\['weight'\]"):
+        parameter_groups(en.MLP((5, 3)), weight_decay=1e-4, decay=("m", "xi"))
+    groups = {g["name"]: g for g in parameter_groups(en.MLP((5, 3)), weight_decay=1e-4)}
+    assert len(groups["decayed"]["params"]) == 1  # the plain layer decays its weight by default
+    model = en.EnsembleMLP((5, 3), decay_pi=True)
+    groups = {g["name"]: g for g in parameter_groups(model, weight_decay=1e-4)}
+    assert len(groups["decayed"]["params"]) == 3
+
+
+def test_reference_presets_decay_what_the_protocol_says():
+    for name, model, expected in [("reference", "ensemble", 6), ("reference", "mlp", 3),
+                                  ("reference-2022", "ensemble", 9)]:
+        config = en.ExperimentConfig.from_preset(name, model=model)
+        groups = {g["name"]: g for g in parameter_groups(config.build_model(), weight_decay=1e-4,
+                                                         decay=config.train.decay)}
+        assert len(groups["decayed"]["params"]) == expected, name
+
+
+def test_unknown_preset_training_option_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown training options"):
+        en.ExperimentConfig.from_preset("default", train={"epoch": 3})
