@@ -42,7 +42,7 @@ import ensemble_nets as en
 from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
 from ensemble_nets.train.loop import train_epoch
 from ensemble_nets.train.optim import resolve_device
-from ensemble_nets.train.runs import write_atomic, write_json
+from ensemble_nets.train.runs import read_json, write_atomic, write_json
 from ensemble_nets.train.spectral import make_parametrized_optimizer, spectral_init_
 
 STAGES = ("coord", "transfer", "sweep")
@@ -88,8 +88,8 @@ def stage_coord(args, data, out: Path) -> dict:
             print(f"[coord] {kind:8s} {variant:15s} lr {lr:.4g}: {time.perf_counter() - tick:.1f} s", flush=True)
     table = pd.concat(frames, ignore_index=True)
     _write_csv(out / "coord_check.csv", table)
-    slopes = pd.concat([coord_slopes(table.drop(columns="parametrization").rename(columns={"variant": "parametrization"}),
-                                     value=value) for value in ("l1", "dl1")], ignore_index=True)
+    by_variant = table.drop(columns="parametrization").rename(columns={"variant": "parametrization"})
+    slopes = pd.concat([coord_slopes(by_variant, value=value) for value in ("l1", "dl1")], ignore_index=True)
     slopes = slopes.rename(columns={"parametrization": "variant"})
     _write_csv(out / "coord_slopes.csv", slopes)
     print(slopes.pivot_table(index=["model", "variant"], columns=["value", "role"], values="slope").round(3)
@@ -223,15 +223,18 @@ def main(argv=None) -> int:
     data = en.load_dataset("mnist5k", args.data_root, download=False).to(DEVICE)
     args.out.mkdir(parents=True, exist_ok=True)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    write_json(args.out / "config.json", {**config, "dataset": data.name, "test_source": data.test_source})
-    summary = {}
+    write_json(args.out / f"config-{'-'.join(args.stages)}.json",
+               {**config, "dataset": data.name, "test_source": data.test_source})
+    summary_path = args.out / "summary.json"
+    summary = read_json(summary_path) if summary_path.is_file() else {}  # stages may run as separate calls
     stages = {"coord": stage_coord, "transfer": stage_transfer, "sweep": stage_sweep}
     for name in STAGES:
         if name in args.stages:
             tick = time.perf_counter()
             summary.update(stages[name](args, data, args.out))
             summary[f"{name}_seconds"] = time.perf_counter() - tick
-            write_json(args.out / "summary.json", summary)
+            summary = {**(read_json(summary_path) if summary_path.is_file() else {}), **summary}
+            write_json(summary_path, summary)
     print(f"wrote {args.out}")
     return 0
 

@@ -14,6 +14,7 @@ from ensemble_nets.analysis.modes import (
     model_spectra,
 )
 from ensemble_nets.analysis.perturb import PERTURBATIONS, perturbation_curves, summarize_perturbations
+from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
 from ensemble_nets.analysis.separation import class_covariances, load_curve_shape, separation
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "compare_categories_modes",
     "connection_categories",
     "connection_entropy",
+    "coord_check",
+    "coord_slopes",
     "ensemble_statistics",
     "fit_piecewise_power_law",
     "entropy_table",
@@ -42,6 +45,7 @@ __all__ = [
     "perturbation_curves",
     "rank_auc",
     "save_inference_data",
+    "spectral_diagnostics",
     "separation",
     "summarize_perturbations",
     "to_inference_data",

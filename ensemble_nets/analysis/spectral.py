@@ -133,8 +133,9 @@ def coord_slopes(df: pd.DataFrame, step: int | None = None, *, value: str = "l1"
                  max_width: int | None = None) -> pd.DataFrame:
     """Least-squares slope of log(value) against log(width), per layer (and parametrization, model ...).
 
-    ``value`` is ``"l1"`` or ``"dl1"`` (a :func:`coord_check` column), first averaged over seeds. ``step=None`` takes the last recorded step; ``min_width`` and
-    ``max_width`` restrict the widths fitted. Slope 0: the layer's output scale does not drift with width.
+    ``value`` is ``"l1"`` or ``"dl1"`` (a :func:`coord_check` column), first averaged over seeds.
+    ``step=None`` takes the last recorded step; ``min_width`` and ``max_width`` restrict the widths fitted.
+    Slope 0: the layer's output scale does not drift with width.
 
     :returns: one row per group with ``slope`` and ``n_widths``.
     """
@@ -155,7 +156,8 @@ def coord_slopes(df: pd.DataFrame, step: int | None = None, *, value: str = "l1"
         if group["width"].nunique() < 2:
             raise ValueError(f"need at least two widths to fit a slope for {dict(zip(keys, key))}")
         slope = np.polyfit(np.log(group["width"].to_numpy(float)), np.log(group[value].to_numpy(float)), 1)[0]
-        rows.append({**dict(zip(keys, key)), "value": value, "step": step, "slope": float(slope), "n_widths": group["width"].nunique()})
+        rows.append({**dict(zip(keys, key)), "value": value, "step": step, "slope": float(slope),
+                     "n_widths": group["width"].nunique()})
     return pd.DataFrame(rows)
 
 
@@ -172,8 +174,10 @@ def spectral_diagnostics(model_before: nn.Module, model_after: nn.Module, x: tor
         alignment, stable_rank`` and, for spike-and-slab layers, ``noise_norm``.
     """
     before, after = list(spectral_layers(model_before)), list(spectral_layers(model_after))
-    if [type(m) for _, m in before] != [type(m) for _, m in after] or \
-            [tuple(effective_weight(m).shape) for _, m in before] != [tuple(effective_weight(m).shape) for _, m in after]:
+    def signature(layers):
+        return [(type(m), tuple(effective_weight(m).shape)) for _, m in layers]
+
+    if signature(before) != signature(after):
         raise ValueError("model_before and model_after must have the same layers (copy the model before training)")
     inputs: dict[str, torch.Tensor] = {}
     hooks = [layer.register_forward_hook(lambda mod, inp, out, name=name: inputs.__setitem__(name, inp[0].detach()))

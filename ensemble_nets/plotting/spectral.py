@@ -20,9 +20,10 @@ __all__ = ["MAIN_RUN", "REQUIRED_RUNS", "make_figures", "plot_coord_check", "plo
 
 MAIN_RUN = "spectral"
 #: Run folders (relative to --runs) the family needs -> the command that makes them.
-REQUIRED_RUNS = {MAIN_RUN: f"python experiments/spectral_scaling.py --data-root ../shared/data/mnist --out runs/{MAIN_RUN}"}
+REQUIRED_RUNS = {MAIN_RUN: "python experiments/spectral_scaling.py --data-root ../shared/data/mnist "
+                           f"--out runs/{MAIN_RUN}"}
 
-_MODEL_LABELS = {"mlp": "plain MLP", "ensemble": "spike-and-slab ensemble"}
+_MODEL_LABELS = {"mlp": "plain MLP", "ensemble": "spike-and-slab"}
 _VARIANT_LABELS = {"standard": "standard", "spectral": "spectral",
                    "spectral_paper": r"spectral, $c=\min(1,\sqrt{n_{out}/n_{in}})$ also at input"}
 _VARIANT_STYLE = {"standard": ("#de8f05", "o", "-"), "spectral": ("#0173b2", "s", "-"),
@@ -50,12 +51,13 @@ def plot_coord_check(table: pd.DataFrame, value: str = "l1", step: int | None = 
                         label=_VARIANT_LABELS.get(variant, variant))
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
-            ax.set_title(f"{_MODEL_LABELS[model]}: {role} layer")
+            ax.set_title(f"{_MODEL_LABELS[model]}, {role} layer")
             if row == len(models) - 1:
-                ax.set_xlabel("width")
+                ax.set_xlabel("hidden width")
             if col == 0:
-                ax.set_ylabel({"l1": r"mean $|h|$", "dl1": r"mean $|h_t - h_0|$"}[value] + f" (step {step})")
-    axes[0, 0].legend(loc="best")
+                ax.set_ylabel({"l1": r"mean $|h_t|$", "dl1": r"mean $|h_t - h_0|$"}[value] + f", t = {step}")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels))
     return fig
 
 

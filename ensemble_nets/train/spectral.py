@@ -17,13 +17,16 @@ per layer kind, how the raw parameters map to the effective weight, and sets
 
 Rules by layer kind (``raw`` = the parameter the optimizer sees)::
 
-                        effective W          init std of raw      Adam mult        SGD mult        normalized
-    nn.Linear           weight               gain c / sqrt(n_in)  1/n_in           n_out/n_in      sqrt(n_out/n_in)
-    ScaledLinear        weight / sqrt(n_in)  gain c               1/sqrt(n_in)     n_out           sqrt(n_out)
-    SpikeSlabLinear m   (1-pi) m / sqrt(n_in) gain c              1/sqrt(n_in)     n_out           sqrt(n_out)
-                    xi  (variance)           xi_ratio (gain c)^2 U(0,1)  c/sqrt(n_in)  c^2 sqrt(n_in) n_out  c sqrt(n_out)
-                    pi  (probability)        unchanged (pi_init)  1/(c sqrt(n_in)) n_out / c^2     sqrt(n_out)/c
-    bias                (n_in = 1)           0                    1                n_out           sqrt(n_out)
+                     init of raw            Adam mult         SGD mult              normalized
+    nn.Linear            N(0, (g c)^2 / n_in)   1/n_in            n_out/n_in            sqrt(n_out/n_in)
+    ScaledLinear         N(0, (g c)^2)          1/sqrt(n_in)      n_out                 sqrt(n_out)
+    SpikeSlabLinear  m   N(0, (g c)^2)          1/sqrt(n_in)      n_out                 sqrt(n_out)
+                     xi  r (g c)^2 U(0, 1)      c/sqrt(n_in)      c^2 sqrt(n_in) n_out  c sqrt(n_out)
+                     pi  pi_init (unchanged)    1/(c sqrt(n_in))  n_out / c^2           sqrt(n_out)/c
+    bias (n_in = 1)      0                      1                 n_out                 sqrt(n_out)
+
+(g: ``gain``, r: ``xi_ratio``). Effective weights: ``weight`` (nn.Linear), ``weight / sqrt(n_in)``
+(ScaledLinear), the mean ``(1 - pi) m / sqrt(n_in)`` (SpikeSlabLinear).
 
 Adam's step is sign-like and low rank: a rank-one sign matrix has ||.||_2 =
 sqrt(n_in n_out), hence Adam mult = normalized mult / sqrt(n_in n_out). The
@@ -47,8 +50,8 @@ from torch import nn
 
 from ensemble_nets.layers import ScaledLinear, SpikeSlabLinear
 
-__all__ = ["OPTIMIZERS", "PARAMETRIZATIONS", "SHRINK_MODES", "SpectralSGD", "effective_noise", "effective_weight", "init_scale",
-           "lr_multipliers", "make_parametrized_optimizer", "spectral_init_", "spectral_layers",
+__all__ = ["OPTIMIZERS", "PARAMETRIZATIONS", "SHRINK_MODES", "SpectralSGD", "effective_noise", "effective_weight",
+           "init_scale", "lr_multipliers", "make_parametrized_optimizer", "spectral_init_", "spectral_layers",
            "spectral_param_groups"]
 
 #: ``standard``: the layers' own init and one learning rate; ``spectral``: this module's rules.
@@ -121,7 +124,8 @@ def effective_noise(layer: SpikeSlabLinear, generator: torch.Generator | None = 
 
 
 @torch.no_grad()
-def spectral_init_(model: nn.Module, *, gain: float = 1.0, xi_ratio: float = 2.0, shrink: str = "not_input") -> nn.Module:
+def spectral_init_(model: nn.Module, *, gain: float = 1.0, xi_ratio: float = 2.0,
+                   shrink: str = "not_input") -> nn.Module:
     """Re-initialize every supported layer of ``model`` in place so that ||W||_2 ~ sqrt(n_out/n_in).
 
     :param gain: multiplies the init std of every effective weight (sqrt(2) suits deep ReLU stacks).
