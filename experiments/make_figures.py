@@ -24,6 +24,7 @@ from pathlib import Path
 #: Figure families, in the order the paper shows them: name -> module.
 FAMILIES: dict[str, str] = {
     "ensemble": "ensemble_nets.plotting.ensemble",
+    "modes": "ensemble_nets.plotting.modes",
 }
 
 
