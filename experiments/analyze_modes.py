@@ -41,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ensemble", type=Path, default=Path("runs/default-ensemble-s0"), help="ensemble run folder")
     p.add_argument("--dataset", default="mnist5k")
     p.add_argument("--data-root", default="data")
+    p.add_argument("--n-test", type=int, help="evaluate on the first N test examples only (default: all)")
     p.add_argument("--n-random", type=int, default=5, help="random removal draws")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap draws of the power-law fits")
     p.add_argument("--out", type=Path, default=Path("runs/modes-analysis"))
@@ -55,7 +56,10 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     try:
         data = en.load_dataset(args.dataset, args.data_root, download=False)
-        models = {f"mdl-p{en.load_run(run)[0].n_modes}": en.load_run(run)[0] for run in args.mdl}
+        if args.n_test is not None:
+            data = data.subset(n_test=args.n_test)
+        mdls = [en.load_run(run)[0] for run in args.mdl]
+        models = {f"mdl-p{model.n_modes}": model for model in mdls}
         models["plain"] = en.load_run(args.plain)[0]
         models["ensemble"] = en.load_run(args.ensemble)[0]
     except (FileNotFoundError, ValueError) as err:
@@ -92,6 +96,7 @@ def main(argv=None) -> dict:
     at = mean_removal[mean_removal.fraction.round(2).isin([0.0, 0.4, 0.7])]
     summary = {
         "runs": {"mdl": [str(r) for r in args.mdl], "plain": str(args.plain), "ensemble": str(args.ensemble)},
+        "n_test": data.n_test,
         "fits": fits[["model", "layer", "score", "breakpoint", "slope1", "slope1_std", "slope2", "slope2_std"]]
         .to_dict("records"),
         "removal_at_0_40_70": at.to_dict("records"),
