@@ -28,6 +28,7 @@ FAMILIES: dict[str, str] = {
     "online": "ensemble_nets.plotting.online",
     "gated": "ensemble_nets.plotting.gated",
     "spectral": "ensemble_nets.plotting.spectral",
+    "modes": "ensemble_nets.plotting.modes",
 }
 
 

@@ -6,6 +6,9 @@ Examples::
     # the default CPU grid (784-N-N-10, N = 25 ... 800, P = 1 ... 32, one seed, 3 epochs)
     python experiments/mode_width_sweep.py --data-root ../shared/data/mnist
 
+    # the reduced grid of the README (a shared, busy 2-core machine)
+    python experiments/mode_width_sweep.py --data-root ../shared/data/mnist --modes 2 8 32 --epochs 2 --n-test 2000
+
     # more epochs, seeds and P (a GPU, or a long CPU night)
     python experiments/mode_width_sweep.py --data-root ../shared/data/mnist --widths 25 50 100 200 400 800 1600 \\
         --modes 1 2 3 4 6 8 12 16 24 32 48 64 --seeds 0 1 2 --epochs 20
@@ -52,6 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset", choices=DATASETS, default="mnist5k")
     p.add_argument("--data-root", default="data")
     p.add_argument("--n-train", type=int, help="use only the first N training examples")
+    p.add_argument("--n-test", type=int, help="evaluate on the first N test examples only (quick grids)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("runs/mode-width-sweep"))
     args = p.parse_args(argv)
@@ -146,8 +150,8 @@ def main(argv=None) -> dict:
         data = en.load_dataset(args.dataset, args.data_root, download=False)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"mode_width_sweep.py: error: {err}")
-    if args.n_train is not None and args.n_train < data.n_train:
-        data = data.subset(n_train=args.n_train)
+    if args.n_train is not None or args.n_test is not None:
+        data = data.subset(n_train=args.n_train, n_test=args.n_test)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     grid = [(w, p, s) for w in args.widths for p in [None, *args.modes] for s in args.seeds]
@@ -162,7 +166,7 @@ def main(argv=None) -> dict:
                     "plain_acc", "mdl_acc_at_p_min"]]
     fit = fit_log(pmin)
     fit.update(tolerance=args.tolerance, epochs=args.epochs, seeds=args.seeds, modes=args.modes, widths=args.widths,
-               dataset=data.name, n_train=data.n_train)
+               dataset=data.name, n_train=data.n_train, n_test=data.n_test)
     write_atomic(args.out / "cells.csv", cells.to_csv(index=False).encode())
     write_atomic(args.out / "pmin.csv", pmin.to_csv(index=False).encode())
     write_atomic(args.out / "savings.csv", savings.to_csv(index=False).encode())
