@@ -120,12 +120,13 @@ def plot_width(pmin: pd.DataFrame, fit: dict):
         s = fit["saturating"]
         ax.semilogx(grid, s["a"] + s["b"] * np.log(np.minimum(grid, s["n_star"])), "--",
                     label=f"saturating, N* = {s['n_star']:.0f}")
-    ax.set(xlabel="width N", ylabel="P_min", title=f"tolerance {fit.get('tolerance', '?')}, {fit.get('epochs', '?')} ep.")
+    ax.set(xlabel="width N", ylabel="P_min",
+           title=f"tolerance {fit.get('tolerance', '?')}, {fit.get('epochs', '?')} ep.")
     ax.legend(fontsize=6)
     bx.semilogx(ok.width, 100 * ok.parameter_fraction, "o-")
     for _, r in ok.iterrows():
-        bx.annotate(f"{int(r.mdl_parameters_at_p_min):,}/{int(r.plain_parameters):,}", (r.width, 100 * r.parameter_fraction),
-                    fontsize=5, textcoords="offset points", xytext=(2, 4))
+        bx.annotate(f"{int(r.mdl_parameters_at_p_min):,}/{int(r.plain_parameters):,}",
+                    (r.width, 100 * r.parameter_fraction), fontsize=5, textcoords="offset points", xytext=(2, 4))
     bx.set(xlabel="width N", ylabel="MDL parameters at P_min (% of plain)", title="parameter savings")
     for axis in (ax, bx):
         axis.set_xticks(list(pmin.width), [str(w) for w in pmin.width])
