@@ -4,7 +4,7 @@
 Example (after training the runs with experiments/run_mnist.py, see the README)::
 
     python experiments/analyze_modes.py --data-root ../shared/data/mnist \\
-        --mdl runs/mdl-p70-s0 --plain runs/mlp-mdlprotocol-s0 --ensemble runs/default-ensemble-s0
+        --mdl runs/mdl-p70-s0 --plain runs/default-mlp-s0 --ensemble runs/default-ensemble-s0
 
 Writes into ``--out`` (default ``runs/modes-analysis``)::
 
@@ -37,7 +37,7 @@ FRACTIONS = tuple(i / 10 for i in range(11))
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mdl", type=Path, nargs="+", default=[Path("runs/mdl-p70-s0")], help="MDL run folders")
-    p.add_argument("--plain", type=Path, default=Path("runs/mlp-mdlprotocol-s0"), help="plain MLP run folder")
+    p.add_argument("--plain", type=Path, default=Path("runs/default-mlp-s0"), help="plain MLP run folder")
     p.add_argument("--ensemble", type=Path, default=Path("runs/default-ensemble-s0"), help="ensemble run folder")
     p.add_argument("--dataset", default="mnist5k")
     p.add_argument("--data-root", default="data")

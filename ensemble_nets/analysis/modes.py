@@ -88,7 +88,8 @@ def layer_factors(layer: nn.Module | torch.Tensor) -> tuple[torch.Tensor, torch.
         return layer.modes_out.detach().clone(), layer.strengths.detach().clone(), layer.modes_in.detach().clone()
     weight = layer if isinstance(layer, torch.Tensor) else getattr(layer, "weight", None)
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
-        raise ValueError(f"layer must be a 2-d weight matrix or a layer with a 2-d `weight`, got {type(layer).__name__}")
+        raise ValueError(f"layer must be a 2-d weight matrix or a layer with a 2-d `weight`, "
+                         f"got {type(layer).__name__}")
     u, s, vh = torch.linalg.svd(weight.detach().double(), full_matrices=False)
     dtype = weight.dtype
     return u.to(dtype), s.to(dtype), vh.T.to(dtype)

@@ -26,9 +26,9 @@ _D = "--dataset mnist5k --data-root ../shared/data/mnist"
 #: Run folders (relative to --runs) the family needs -> the commands that make them.
 REQUIRED_RUNS = {
     ANALYSIS: (f"python experiments/run_mnist.py {_D} --protocol mdl-reference --n-modes 70 --epochs 30 "
-               f"--out runs/mdl-p70-s0 && python experiments/run_mnist.py {_D} --protocol mdl-reference --model mlp "
-               f"--epochs 30 --out runs/mlp-mdlprotocol-s0 && python experiments/run_mnist.py {_D} "
-               f"--out runs/default-ensemble-s0 && python experiments/analyze_modes.py --data-root ../shared/data/mnist"),
+               f"--out runs/mdl-p70-s0 && python experiments/run_mnist.py {_D} --model mlp --out runs/default-mlp-s0 "
+               f"&& python experiments/run_mnist.py {_D} --out runs/default-ensemble-s0 "
+               f"&& python experiments/analyze_modes.py --data-root ../shared/data/mnist"),
     SWEEP: "python experiments/mode_width_sweep.py --data-root ../shared/data/mnist",
 }
 ORDER_STYLES = {"least_first": "-", "most_first": "--", "random": ":"}
@@ -49,6 +49,7 @@ def plot_spectrum(spectra: pd.DataFrame, fits: pd.DataFrame):
     colors = _model_colors(list(spectra.model.unique()))
     fig, axes = style.subplots(1, len(layers), width=2.0, aspect=0.85)
     for ax, layer in zip(np.atleast_1d(axes), layers):
+        n_text = 0
         for model, group in spectra[spectra.layer == layer].groupby("model", sort=False):
             score = "tau" if model.startswith("mdl") else "sigma"
             values = np.sort(group[score].to_numpy())[::-1]
@@ -64,8 +65,10 @@ def plot_spectrum(spectra: pd.DataFrame, fits: pd.DataFrame):
                 grid = np.arange(1, r["n_modes"] + 1)
                 ax.loglog(grid, fit.predict(grid) / group[score].max(), "-", lw=0.8, color=colors[model])
                 if model.startswith("mdl"):
-                    ax.text(0.03, 0.05, f"{model}: {r['slope1']:.2f}, {r['slope2']:.2f}\nbreak at {r['breakpoint']:.0f}",
-                            transform=ax.transAxes, fontsize=6)
+                    ax.text(0.03, 0.04 + 0.11 * n_text, f"{model}: {r['slope1']:.2f} | {r['slope2']:.2f} "
+                            f"(break {r['breakpoint']:.0f})", transform=ax.transAxes, fontsize=5.5,
+                            color=colors[model])
+                    n_text += 1
         ax.set(title=layer, xlabel="rank", ylabel="importance / largest")
     np.atleast_1d(axes)[-1].legend(loc="upper right", fontsize=6)
     return fig
@@ -106,23 +109,28 @@ def plot_width(pmin: pd.DataFrame, fit: dict):
     ax.semilogx(ok.width, ok.p_min, "o", color="k", label="P_min (data)")
     missed = pmin[pmin.p_min.isna()]
     if len(missed):
-        ax.semilogx(missed.width, np.full(len(missed), ok.p_min.max() if len(ok) else 1), "x", color=style.ACCENT,
-                    label="not reached")
+        top = max(fit.get("modes", [ok.p_min.max() if len(ok) else 1]))
+        ax.semilogx(missed.width, np.full(len(missed), top), "x", color=style.ACCENT,
+                    label=f"not reached with P <= {top}")
     grid = np.geomspace(pmin.width.min(), pmin.width.max(), 100)
     if "log" in fit:
         ax.semilogx(grid, fit["log"]["a"] + fit["log"]["b"] * np.log(grid), "-",
                     label=f"a + b ln N (b = {fit['log']['b']:.2f})")
-    if "saturating" in fit:
+    if "saturating" in fit and fit.get("n_widths", 0) >= 4:  # 3 points cannot tell a bend from noise
         s = fit["saturating"]
         ax.semilogx(grid, s["a"] + s["b"] * np.log(np.minimum(grid, s["n_star"])), "--",
                     label=f"saturating, N* = {s['n_star']:.0f}")
-    ax.set(xlabel="width N", ylabel="P_min", title=f"tolerance {fit.get('tolerance', '?')}, {fit.get('epochs', '?')} ep.")
+    ax.set(xlabel="width N", ylabel="P_min",
+           title=f"tolerance {fit.get('tolerance', '?')}, {fit.get('epochs', '?')} ep.")
     ax.legend(fontsize=6)
     bx.semilogx(ok.width, 100 * ok.parameter_fraction, "o-")
     for _, r in ok.iterrows():
-        bx.annotate(f"{int(r.mdl_parameters_at_p_min):,}/{int(r.plain_parameters):,}", (r.width, 100 * r.parameter_fraction),
-                    fontsize=5, textcoords="offset points", xytext=(2, 4))
+        bx.annotate(f"{int(r.mdl_parameters_at_p_min):,}/{int(r.plain_parameters):,}",
+                    (r.width, 100 * r.parameter_fraction), fontsize=5, textcoords="offset points", xytext=(2, 4))
     bx.set(xlabel="width N", ylabel="MDL parameters at P_min (% of plain)", title="parameter savings")
+    for axis in (ax, bx):
+        axis.set_xticks(list(pmin.width), [str(w) for w in pmin.width])
+        axis.minorticks_off()
     return fig
 
 
@@ -139,7 +147,8 @@ def plot_categories(mass: pd.DataFrame, auc: pd.DataFrame, accuracy: pd.DataFram
             if len(g) and g.mass_share.notna().any():
                 ax.semilogx(g.k, g.mass_share, "o-", ms=2, color=color, label=cat)
             if len(g):
-                ax.semilogx(g.k, g.reconstruction_fraction, ":", color=color)
+                ax.semilogx(g.k, g.reconstruction_fraction, ":", color=color,
+                            label=cat if g.mass_share.isna().all() else None)
         ax.set(title=f"{layer}: category mass in top-k", xlabel="k (leading modes)", ylabel="share", ylim=(0, 1.05))
         for (pos, neg), ls in zip([("important", "unimportant"), ("important", "variable"), ("important", "rest")],
                                   ["-", "--", ":"]):
@@ -173,6 +182,8 @@ def plot_latent(latent: pd.DataFrame):
         bx.plot(g.layer, g.class_overlap, "o-", color=colors[model], label=model)
     ax.set(xlabel="neuron layer (0 = input)", ylabel="participation-ratio dimension", yscale="log")
     bx.set(xlabel="neuron layer (0 = input)", ylabel="class-subspace overlap (mean cos)", ylim=(0, 1))
+    for axis in (ax, bx):
+        axis.set_xticks(sorted(latent.layer.unique()))
     ax.legend(fontsize=6)
     return fig
 
