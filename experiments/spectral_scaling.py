@@ -132,6 +132,10 @@ def stage_transfer(args, data, out: Path) -> dict:
                     print(f"[transfer] {kind:8s} {variant:9s} width {width:5d} lr {lr:.4g}: "
                           f"loss {stats['train_loss']:.4f}", flush=True)
     table = pd.DataFrame(rows)
+    if (out / "lr_transfer.csv").is_file():  # an earlier call's points stay unless recomputed here
+        keys = ["model", "variant", "width", "lr"]
+        table = pd.concat([pd.read_csv(out / "lr_transfer.csv"), table], ignore_index=True)
+        table = table.drop_duplicates(keys, keep="last").sort_values(keys, ignore_index=True)
     _write_csv(out / "lr_transfer.csv", table)
     finite = table[table["train_loss"].apply(math.isfinite)]
     best = finite.loc[finite.groupby(["model", "variant", "width"])["train_loss"].idxmin()]
