@@ -14,7 +14,7 @@ Examples::
 Three stages, each a table in the run folder (``--stages`` picks some):
 
     coord_check.csv    mean |output| (l1) and mean |change| (dl1) of every weight layer over the first
-                       steps, per width, model (mlp, ensemble) and variant (standard, spectral,
+                       steps, per width, model (mlp, ensemble, modes) and variant (standard, spectral,
                        spectral_paper = the paper's init c = min(1, sqrt(n_out/n_in)) in every layer)
     coord_slopes.csv   slope of log l1 (and log dl1) against log width at the last step
     lr_transfer.csv    train loss after a short budget against the learning rate, per width
@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 
 import ensemble_nets as en
+from ensemble_nets.models import ModeMLP
 from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
 from ensemble_nets.train.loop import train_epoch
 from ensemble_nets.train.optim import resolve_device
@@ -59,6 +60,8 @@ def make_model(kind: str, width: int, depth: int = 2):
     sizes = (784, *([width] * depth), 10)
     if kind == "mlp":
         return en.MLP(sizes, w_std=1.0).to(DEVICE)
+    if kind == "modes":  # shared modes, the reference init (Li & Huang 2023), P = 30
+        return ModeMLP(sizes, n_modes=30, shared=True).to(DEVICE)
     return en.EnsembleMLP(sizes, m_std=1.0, xi_max=2.0).to(DEVICE)
 
 
@@ -87,6 +90,9 @@ def stage_coord(args, data, out: Path) -> dict:
             frames.append(df.assign(model=kind, variant=variant, lr=lr))
             print(f"[coord] {kind:8s} {variant:15s} lr {lr:.4g}: {time.perf_counter() - tick:.1f} s", flush=True)
     table = pd.concat(frames, ignore_index=True)
+    if (out / "coord_check.csv").is_file():  # keep the other models' rows of an earlier call
+        earlier = pd.read_csv(out / "coord_check.csv")
+        table = pd.concat([earlier[~earlier["model"].isin(args.models)], table], ignore_index=True)
     _write_csv(out / "coord_check.csv", table)
     by_variant = table.drop(columns="parametrization").rename(columns={"variant": "parametrization"})
     slopes = pd.concat([coord_slopes(by_variant, value=value) for value in ("l1", "dl1")], ignore_index=True)
@@ -126,6 +132,10 @@ def stage_transfer(args, data, out: Path) -> dict:
                     print(f"[transfer] {kind:8s} {variant:9s} width {width:5d} lr {lr:.4g}: "
                           f"loss {stats['train_loss']:.4f}", flush=True)
     table = pd.DataFrame(rows)
+    if (out / "lr_transfer.csv").is_file():  # an earlier call's points stay unless recomputed here
+        keys = ["model", "variant", "width", "lr"]
+        table = pd.concat([pd.read_csv(out / "lr_transfer.csv"), table], ignore_index=True)
+        table = table.drop_duplicates(keys, keep="last").sort_values(keys, ignore_index=True)
     _write_csv(out / "lr_transfer.csv", table)
     finite = table[table["train_loss"].apply(math.isfinite)]
     best = finite.loc[finite.groupby(["model", "variant", "width"])["train_loss"].idxmin()]
@@ -136,7 +146,7 @@ def stage_sweep(args, data, out: Path) -> dict:
     if args.sweep_examples is not None:
         data = replace(data, x_train=data.x_train[:args.sweep_examples], y_train=data.y_train[:args.sweep_examples])
     rows, diagnostics = [], []
-    for variant in ("spectral", "standard"):
+    for variant in args.sweep_variants:
         lr = args.sweep_lr if variant == "spectral" else args.sweep_lr / math.sqrt(min(args.sweep_widths))
         for width in args.sweep_widths:
             torch.manual_seed(args.seed)
@@ -184,7 +194,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-root", default="../shared/data/mnist", help="folder with the official MNIST test set")
     p.add_argument("--out", type=Path, default=Path("runs/spectral"), help="run folder to write")
     p.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run")
-    p.add_argument("--models", nargs="+", choices=("mlp", "ensemble"), default=["mlp", "ensemble"])
+    p.add_argument("--models", nargs="+", choices=("mlp", "ensemble", "modes"), default=["mlp", "ensemble", "modes"],
+                   help="coord check and lr transfer models (modes: ModeMLP, shared modes, P = 30)")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS),
                    help="coord check variants")
     p.add_argument("--coord-widths", nargs="+", type=_positive_int, default=[64, 128, 256, 512, 1024, 2048])
@@ -201,6 +212,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sweep-widths", nargs="+", type=_positive_int, default=[64, 128, 256, 512, 1024])
     p.add_argument("--sweep-lr", type=_positive_float, default=1.0, help="spectral base Adam rate of the sweep")
     p.add_argument("--sweep-epochs", type=_positive_int, default=3)
+    p.add_argument("--sweep-variants", nargs="+", choices=("spectral", "standard"), default=["spectral", "standard"])
     p.add_argument("--sweep-examples", type=_positive_int, default=None, help="training digits (default: all)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled decay on m and xi in the sweep")
     p.add_argument("--batch-size", type=_positive_int, default=100)

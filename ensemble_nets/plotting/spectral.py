@@ -23,7 +23,7 @@ MAIN_RUN = "spectral"
 REQUIRED_RUNS = {MAIN_RUN: "python experiments/spectral_scaling.py --data-root ../shared/data/mnist "
                            f"--out runs/{MAIN_RUN}"}
 
-_MODEL_LABELS = {"mlp": "plain MLP", "ensemble": "spike-and-slab"}
+_MODEL_LABELS = {"mlp": "plain MLP", "ensemble": "spike-and-slab", "modes": "modes (P = 30)"}
 _VARIANT_LABELS = {"standard": "standard", "spectral": "spectral",
                    "spectral_paper": r"spectral, $c=\min(1,\sqrt{n_{out}/n_{in}})$ also at input"}
 _VARIANT_STYLE = {"standard": ("#de8f05", "o", "-"), "spectral": ("#0173b2", "s", "-"),

@@ -24,8 +24,15 @@ Rules by layer kind (``raw`` = the parameter the optimizer sees)::
                      xi  r (g c)^2 U(0, 1)      c/sqrt(n_in)      c^2 sqrt(n_in) n_out  c sqrt(n_out)
                      pi  pi_init (unchanged)    1/(c sqrt(n_in))  n_out / c^2           sqrt(n_out)/c
     bias (n_in = 1)      0                      1                 n_out                 sqrt(n_out)
+    ModeLinear  modes    N(0, g^2)              1/sqrt(P)         (not derived)         sqrt(n) (n: its width)
+                strengths N(0, (g / (s n_in))^2) 1/(s n_in)       (not derived)         1/(s n_in)
 
-(g: ``gain``, r: ``xi_ratio``). Effective weights: ``weight`` (nn.Linear), ``weight / sqrt(n_in)``
+For a mode layer W = s modes_out diag(strengths) modes_in^T (s = 1 or 1/sqrt(n_in), its ``scale``)
+with O(1) mode entries, ||modes_out|| ~ sqrt(n_out) and ||modes_in|| ~ sqrt(n_in), so strengths of
+size 1/(s n_in) give ||W||_2 ~ sqrt(n_out/n_in); the width sits in the strengths, and a mode tensor
+shared by two layers (``ModeMLP(shared=True)``) gets the same rule from both.
+
+(g: ``gain``, r: ``xi_ratio``, P: number of modes). Effective weights: ``weight`` (nn.Linear), ``weight / sqrt(n_in)``
 (ScaledLinear), the mean ``(1 - pi) m / sqrt(n_in)`` (SpikeSlabLinear).
 
 Adam's step is sign-like and low rank: a rank-one sign matrix has ||.||_2 =
@@ -48,7 +55,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from ensemble_nets.layers import ScaledLinear, SpikeSlabLinear
+from ensemble_nets.layers import ModeLinear, ScaledLinear, SpikeSlabLinear
 
 __all__ = ["OPTIMIZERS", "PARAMETRIZATIONS", "SHRINK_MODES", "SpectralSGD", "effective_noise", "effective_weight",
            "init_scale", "lr_multipliers", "make_parametrized_optimizer", "spectral_init_", "spectral_layers",
@@ -77,6 +84,8 @@ def init_scale(n_in: int, n_out: int, shrink: bool = True) -> float:
 def _kind(layer: nn.Module) -> str | None:
     if isinstance(layer, SpikeSlabLinear):
         return "spike_slab"
+    if isinstance(layer, ModeLinear):
+        return "modes"
     if isinstance(layer, ScaledLinear):  # before nn.Linear: ScaledLinear subclasses it
         return "scaled"
     if isinstance(layer, nn.Linear):
@@ -107,8 +116,10 @@ def effective_weight(layer: nn.Module) -> torch.Tensor:
         return layer.weight / math.sqrt(layer.in_features)
     if kind == "spike_slab":
         return layer.weight / math.sqrt(layer.in_features)
+    if kind == "modes":
+        return layer.weight * layer.scale
     raise ValueError(f"no spectral rule for {type(layer).__name__}; supported: nn.Linear, ScaledLinear, "
-                     f"SpikeSlabLinear")
+                     f"SpikeSlabLinear, ModeLinear")
 
 
 def effective_noise(layer: SpikeSlabLinear, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -141,10 +152,18 @@ def spectral_init_(model: nn.Module, *, gain: float = 1.0, xi_ratio: float = 2.0
         raise ValueError(f"gain must be a positive number, got {gain!r}")
     if not (xi_ratio >= 0 and math.isfinite(xi_ratio)):
         raise ValueError(f"xi_ratio must be >= 0, got {xi_ratio!r}")
+    done: set[int] = set()  # shared mode tensors are initialized once
     for (_, layer), shrunk in zip(spectral_layers(model), _shrinks(model, shrink)):
         n_in, n_out = layer.in_features, layer.out_features
         std = gain * init_scale(n_in, n_out, shrunk)
         kind = _kind(layer)
+        if kind == "modes":
+            for modes in (layer.modes_in, layer.modes_out):
+                if id(modes) not in done:
+                    modes.normal_(0.0, gain)
+                    done.add(id(modes))
+            layer.strengths.normal_(0.0, gain / (layer.scale * n_in))
+            continue
         if kind == "linear":
             layer.weight.normal_(0.0, std / math.sqrt(n_in))
         elif kind == "scaled":
@@ -169,6 +188,14 @@ def lr_multipliers(layer: nn.Module, optimizer: str = "adam", shrink: bool = Tru
     if kind is None:
         raise ValueError(f"no spectral rule for {type(layer).__name__}")
     n_in, n_out = layer.in_features, layer.out_features
+    if kind == "modes":
+        if optimizer == "sgd":
+            raise ValueError("no SGD rule is derived for mode layers; use optimizer='adam' or 'normalized'")
+        strengths = 1.0 / (layer.scale * n_in)
+        if optimizer == "adam":
+            return {"strengths": strengths, "modes_in": 1 / math.sqrt(layer.n_modes),
+                    "modes_out": 1 / math.sqrt(layer.n_modes)}
+        return {"strengths": strengths, "modes_in": math.sqrt(n_in), "modes_out": math.sqrt(n_out)}
     c = init_scale(n_in, n_out, shrink)
     # Target spectral norm of the raw parameter's step, per unit base_lr.
     if kind == "linear":
@@ -212,7 +239,13 @@ def spectral_param_groups(model: nn.Module, base_lr: float, optimizer: str = "ad
     for (name, layer), shrunk in zip(spectral_layers(model), _shrinks(model, shrink)):
         mult = lr_multipliers(layer, optimizer, shrunk)
         decayed = set(getattr(layer, "decayed_parameters", ("weight",)))
-        for pname, param in layer.named_parameters(recurse=False):
+        params = dict(layer.named_parameters(recurse=False))
+        if _kind(layer) == "modes":  # bound (shared) mode tensors are parameters of the model, not the layer
+            params.update({k: getattr(layer, k) for k in ("modes_in", "modes_out") if k not in params})
+            decayed |= {"modes_in", "modes_out"}
+        for pname, param in params.items():
+            if id(param) in seen:
+                continue
             m = mult[pname] if parametrization == "spectral" else 1.0
             groups.append({"params": [param], "lr": base_lr * m, "lr_mult": m, "scale": m,
                            "weight_decay": weight_decay if pname in decayed else 0.0, "name": f"{name}.{pname}"})

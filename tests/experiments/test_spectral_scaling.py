@@ -27,10 +27,10 @@ def test_run_folder_tables(spectral_run):
     run = spectral_run / "spectral"
     coord = pd.read_csv(run / "coord_check.csv")
     assert set(coord["variant"]) == {"standard", "spectral"}
-    assert set(coord["model"]) == {"mlp", "ensemble"}
+    assert set(coord["model"]) == {"mlp", "ensemble", "modes"}
     slopes = pd.read_csv(run / "coord_slopes.csv")
     assert set(slopes["value"]) == {"l1", "dl1"} and slopes["slope"].notna().all()
-    assert len(pd.read_csv(run / "lr_transfer.csv")) == 2 * 2 * 2 * 2
+    assert len(pd.read_csv(run / "lr_transfer.csv")) == 3 * 2 * 2 * 2
     sweep = pd.read_csv(run / "width_sweep.csv")
     assert list(sweep["width"]) == [16, 32, 16, 32] and sweep["test_acc_mean_field"].between(0, 1).all()
     diag = pd.read_csv(run / "diagnostics.csv")

@@ -15,6 +15,7 @@ from ensemble_nets.train.spectral import (
     lr_multipliers,
     make_parametrized_optimizer,
     spectral_init_,
+    spectral_layers,
     spectral_param_groups,
 )
 
@@ -143,3 +144,33 @@ def test_validation_errors():
         spectral_param_groups(model, -1.0)
     with pytest.raises(ValueError, match="no spectral rule"):
         effective_weight(nn.Conv1d(2, 2, 1))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("scale_input", [False, True])
+def test_mode_layers_norm_is_width_independent(shared, scale_input):
+    """Mode layers: ||W||_2 = (max |strength| s n_in) sqrt(n_out/n_in) x O(1), strengths of size 1/(s n_in)."""
+    from ensemble_nets.models import ModeMLP
+
+    for width in (64, 256):
+        model = ModeMLP((100, width, width, 10), 8, shared=shared, scale_input=scale_input)
+        spectral_init_(model)
+        for _, layer in spectral_layers(model):
+            n_in, n_out = layer.in_features, layer.out_features
+            largest = layer.strengths.abs().max().item() * layer.scale * n_in  # ~ max of 8 |N(0, 1)|
+            ratio = _spec(effective_weight(layer)) / math.sqrt(n_out / n_in) / largest
+            assert 0.6 < ratio < 2.5 and 0.2 < largest < 5.0, (width, n_in, n_out, ratio, largest)
+
+
+def test_mode_layer_multipliers_and_shared_groups():
+    from ensemble_nets.models import ModeMLP
+
+    model = ModeMLP((100, 64, 64, 10), 16, shared=True, scale_input=True)
+    groups = spectral_param_groups(model, 2.0, "adam")
+    names = [g["name"] for g in groups]
+    assert len(names) == 3 + 4 and "other" not in names  # 3 strengths + 4 shared mode tensors, each once
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["2.strengths"]["lr_mult"] == pytest.approx(1 / (64 / math.sqrt(64)))  # 1 / (s n_in)
+    assert all(by_name[n]["lr_mult"] == pytest.approx(0.25) for n in names if "modes" in n)  # 1/sqrt(P)
+    with pytest.raises(ValueError, match="SGD"):
+        spectral_param_groups(model, 1.0, "sgd")
