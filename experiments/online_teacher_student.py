@@ -30,34 +30,21 @@ import numpy as np
 from ensemble_nets.analysis.theory import online
 from ensemble_nets.data.teacher import ModeTeacher, default_n_modes, mode_init_std
 from ensemble_nets.train.runs import CONFIG, METRICS, SUMMARY, write_atomic, write_json, write_metrics
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
-    return value
+from ensemble_nets.cli import positive_float, positive_int
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--d", type=_positive_int, default=30, help="input dimension (default 30)")
-    parser.add_argument("--K", type=_positive_int, default=8, help="hidden units of teacher and student (default 8)")
-    parser.add_argument("--P", type=_positive_int, default=None, help="modes (default int(ln d) = 3)")
-    parser.add_argument("--eta", type=_positive_float, default=5.0, help="learning rate on xi_hat (default 5)")
-    parser.add_argument("--alpha-max", type=_positive_float, default=1e4, help="last alpha = t/d (default 1e4)")
-    parser.add_argument("--n-record", type=_positive_int, default=90, help="log-spaced alphas recorded (default 90)")
+    parser.add_argument("--d", type=positive_int, default=30, help="input dimension (default 30)")
+    parser.add_argument("--K", type=positive_int, default=8, help="hidden units of teacher and student (default 8)")
+    parser.add_argument("--P", type=positive_int, default=None, help="modes (default int(ln d) = 3)")
+    parser.add_argument("--eta", type=positive_float, default=5.0, help="learning rate on xi_hat (default 5)")
+    parser.add_argument("--alpha-max", type=positive_float, default=1e4, help="last alpha = t/d (default 1e4)")
+    parser.add_argument("--n-record", type=positive_int, default=90, help="log-spaced alphas recorded (default 90)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="example-stream seeds")
     parser.add_argument("--teacher-seed", type=int, default=7, help="seed of the teacher (xi, Sigma, xi_hat_T)")
     parser.add_argument("--init-seed", type=int, default=1, help="seed of the student's initial xi_hat")
-    parser.add_argument("--init-scale", type=_positive_float, default=1.0,
+    parser.add_argument("--init-scale", type=positive_float, default=1.0,
                         help="student xi_hat entries are init-scale (ln d)^(-1/6) N(0, 1) (default 1)")
     parser.add_argument("--eps-floor", type=float, default=1e-3,
                         help="the discrepancy is measured where eps_g(ODE) > eps-floor * eps_g(0) (default 1e-3)")

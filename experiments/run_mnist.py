@@ -40,34 +40,7 @@ from ensemble_nets.models import MODEL_KINDS
 from ensemble_nets.train import PRESETS
 from ensemble_nets.train.objective import OBJECTIVES
 from ensemble_nets.train.runs import CONFIG, SUMMARY, read_json, write_json
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {value}")
-    return value
+from ensemble_nets.cli import non_negative_float, non_negative_int, positive_float, positive_int
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -79,38 +52,38 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--data-root", help="folder holding MNIST IDX files (directly or in MNIST/raw)")
     data.add_argument("--no-download", dest="download", action="store_false", default=None,
                       help="never try to download full MNIST")
-    data.add_argument("--n-train", type=_positive_int, help="use only the first N training examples")
-    data.add_argument("--n-test", type=_positive_int, help="use only the first N test examples (quick checks)")
+    data.add_argument("--n-train", type=positive_int, help="use only the first N training examples")
+    data.add_argument("--n-test", type=positive_int, help="use only the first N test examples (quick checks)")
     model = p.add_argument_group("model")
     model.add_argument("--model", choices=sorted(MODEL_KINDS),
                        help="ensemble (spike-and-slab), mlp (plain) or mdl (modes)")
-    model.add_argument("--sizes", type=_positive_int, nargs="+", metavar="N", help="widths, e.g. 784 100 100 10")
+    model.add_argument("--sizes", type=positive_int, nargs="+", metavar="N", help="widths, e.g. 784 100 100 10")
     model.add_argument("--activation", help="hidden nonlinearity (relu, tanh, identity)")
-    model.add_argument("--m-std", type=_non_negative_float, help="init std of m (of W for mlp)")
-    model.add_argument("--xi-max", type=_non_negative_float, help="init xi ~ xi_max * U(0, 1)")
+    model.add_argument("--m-std", type=non_negative_float, help="init std of m (of W for mlp)")
+    model.add_argument("--xi-max", type=non_negative_float, help="init xi ~ xi_max * U(0, 1)")
     model.add_argument("--pi-init", type=float, help="initial pi (probability a connection is absent)")
-    model.add_argument("--n-modes", type=_positive_int, help="mdl: modes P per weight layer (default 30)")
+    model.add_argument("--n-modes", type=positive_int, help="mdl: modes P per weight layer (default 30)")
     model.add_argument("--unshared-modes", dest="shared_modes", action="store_false", default=None,
                        help="mdl: every weight layer owns its input and output modes")
     model.add_argument("--scale-input", action="store_true", default=None,
                        help="mdl: apply W / sqrt(N_in) (the reference has no such factor)")
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=_non_negative_int)
-    train.add_argument("--batch-size", type=_positive_int)
-    train.add_argument("--lr", type=_positive_float, help="Adam learning rate")
-    train.add_argument("--lr-halve-every", type=_non_negative_int, help="halve the rate every K epochs (0: constant)")
-    train.add_argument("--weight-decay", type=_non_negative_float)
+    train.add_argument("--epochs", type=non_negative_int)
+    train.add_argument("--batch-size", type=positive_int)
+    train.add_argument("--lr", type=positive_float, help="Adam learning rate")
+    train.add_argument("--lr-halve-every", type=non_negative_int, help="halve the rate every K epochs (0: constant)")
+    train.add_argument("--weight-decay", type=non_negative_float)
     train.add_argument("--decay", nargs="+", metavar="NAME", help="parameters to decay, e.g. m xi (default: the layers' choice)")
     train.add_argument("--coupled-decay", dest="decoupled_decay", action="store_false", default=None,
                        help="L2 inside Adam instead of decoupled (AdamW) decay")
-    train.add_argument("--n-eval-networks", type=_positive_int, help="networks sampled from q per evaluation (>= 2)")
-    train.add_argument("--seed", type=_non_negative_int)
+    train.add_argument("--n-eval-networks", type=positive_int, help="networks sampled from q per evaluation (>= 2)")
+    train.add_argument("--seed", type=non_negative_int)
     train.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
     train.add_argument("--objective", choices=OBJECTIVES,
                        help="reference: cross-entropy (default); elbo: + KL(q || spike-and-slab prior) / n_train")
     train.add_argument("--prior-pi", type=float, help="elbo: prior probability that a connection is absent (0.5)")
-    train.add_argument("--prior-variance", type=_positive_float, help="elbo: variance of the prior slab (1.0)")
-    train.add_argument("--kl-weight", type=_positive_float,
+    train.add_argument("--prior-variance", type=positive_float, help="elbo: variance of the prior slab (1.0)")
+    train.add_argument("--kl-weight", type=positive_float,
                        help="elbo: factor on KL / n_train (1.0 is the ELBO; < 1 tempers the prior)")
     run = p.add_argument_group("run folder")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<protocol>-<model>-s<seed>)")

@@ -45,6 +45,7 @@ from ensemble_nets.train.loop import train_epoch
 from ensemble_nets.train.optim import resolve_device
 from ensemble_nets.train.runs import read_json, write_atomic, write_json
 from ensemble_nets.train.spectral import make_parametrized_optimizer, spectral_init_
+from ensemble_nets.cli import positive_float, positive_int
 
 STAGES = ("coord", "transfer", "sweep")
 #: variant -> (parametrization, shrink)
@@ -175,20 +176,6 @@ def stage_sweep(args, data, out: Path) -> dict:
     return {"width_sweep": table.to_dict(orient="records")}
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default="../shared/data/mnist", help="folder with the official MNIST test set")
@@ -198,27 +185,27 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="coord check and lr transfer models (modes: ModeMLP, shared modes, P = 30)")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS),
                    help="coord check variants")
-    p.add_argument("--coord-widths", nargs="+", type=_positive_int, default=[64, 128, 256, 512, 1024, 2048])
-    p.add_argument("--coord-steps", type=_positive_int, default=5)
-    p.add_argument("--coord-seeds", type=_positive_int, default=1)
-    p.add_argument("--coord-batch", type=_positive_int, default=64)
-    p.add_argument("--coord-examples", type=_positive_int, default=2000)
-    p.add_argument("--coord-lr", type=_positive_float, default=1.0, help="spectral base Adam rate")
-    p.add_argument("--transfer-widths", nargs="+", type=_positive_int, default=[64, 256, 1024])
-    p.add_argument("--transfer-lrs", nargs="+", type=_positive_float, default=[0.0625, 0.25, 1.0, 4.0, 16.0],
+    p.add_argument("--coord-widths", nargs="+", type=positive_int, default=[64, 128, 256, 512, 1024, 2048])
+    p.add_argument("--coord-steps", type=positive_int, default=5)
+    p.add_argument("--coord-seeds", type=positive_int, default=1)
+    p.add_argument("--coord-batch", type=positive_int, default=64)
+    p.add_argument("--coord-examples", type=positive_int, default=2000)
+    p.add_argument("--coord-lr", type=positive_float, default=1.0, help="spectral base Adam rate")
+    p.add_argument("--transfer-widths", nargs="+", type=positive_int, default=[64, 256, 1024])
+    p.add_argument("--transfer-lrs", nargs="+", type=positive_float, default=[0.0625, 0.25, 1.0, 4.0, 16.0],
                    help="spectral base rates; standard uses these / sqrt(min width)")
-    p.add_argument("--transfer-examples", type=_positive_int, default=2000)
-    p.add_argument("--transfer-epochs", type=_positive_int, default=1)
-    p.add_argument("--sweep-widths", nargs="+", type=_positive_int, default=[64, 128, 256, 512, 1024])
-    p.add_argument("--sweep-lr", type=_positive_float, default=1.0, help="spectral base Adam rate of the sweep")
-    p.add_argument("--sweep-epochs", type=_positive_int, default=3)
+    p.add_argument("--transfer-examples", type=positive_int, default=2000)
+    p.add_argument("--transfer-epochs", type=positive_int, default=1)
+    p.add_argument("--sweep-widths", nargs="+", type=positive_int, default=[64, 128, 256, 512, 1024])
+    p.add_argument("--sweep-lr", type=positive_float, default=1.0, help="spectral base Adam rate of the sweep")
+    p.add_argument("--sweep-epochs", type=positive_int, default=3)
     p.add_argument("--sweep-variants", nargs="+", choices=("spectral", "standard"), default=["spectral", "standard"])
-    p.add_argument("--sweep-examples", type=_positive_int, default=None, help="training digits (default: all)")
+    p.add_argument("--sweep-examples", type=positive_int, default=None, help="training digits (default: all)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled decay on m and xi in the sweep")
-    p.add_argument("--batch-size", type=_positive_int, default=100)
-    p.add_argument("--n-eval-networks", type=_positive_int, default=5)
+    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--n-eval-networks", type=positive_int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto'")
     args = p.parse_args(argv)
     if args.weight_decay < 0:
