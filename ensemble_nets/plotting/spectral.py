@@ -86,7 +86,7 @@ def plot_lr_transfer(table: pd.DataFrame):
             ax.set_xscale("log", base=2)
             ax.set_title(f"{_MODEL_LABELS[model]}, {variant}")
             ax.set_xlabel("base learning rate (spectral units)" if variant == "spectral" else "Adam learning rate")
-            ax.set_ylabel("train loss" if col == 0 else "")
+            ax.set_ylabel("train loss (clipped at 5)" if col == 0 else "")
     axes[0, -1].legend(loc="best")
     return fig
 
