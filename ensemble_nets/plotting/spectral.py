@@ -86,7 +86,7 @@ def plot_lr_transfer(table: pd.DataFrame):
             ax.set_xscale("log", base=2)
             ax.set_title(f"{_MODEL_LABELS[model]}, {variant}")
             ax.set_xlabel("base learning rate (spectral units)" if variant == "spectral" else "Adam learning rate")
-            ax.set_ylabel("train loss" if col == 0 else "")
+            ax.set_ylabel("train loss (clipped at 5)" if col == 0 else "")
     axes[0, -1].legend(loc="best")
     return fig
 
@@ -96,7 +96,7 @@ def plot_width_sweep(table: pd.DataFrame):
     from ensemble_nets.plotting import style
 
     style.use()
-    fig, axes = style.subplots(1, 1, width=1.0, aspect=0.75, squeeze=False)
+    fig, axes = style.subplots(1, 1, width=1.3, aspect=0.6, squeeze=False)
     ax = axes[0, 0]
     for variant, group in table.groupby("variant", sort=False):
         group = group.sort_values("width")
@@ -112,7 +112,8 @@ def plot_width_sweep(table: pd.DataFrame):
     ax.set_xlabel("width")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"spike-and-slab ensemble, {int(table['epochs'].iloc[0])} epochs, one hyperparameter set")
-    ax.legend(loc="lower right")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2)
     return fig
 
 
