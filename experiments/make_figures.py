@@ -24,11 +24,11 @@ from pathlib import Path
 #: Figure families, in the order the paper shows them: name -> module.
 FAMILIES: dict[str, str] = {
     "ensemble": "ensemble_nets.plotting.ensemble",
-    "phase": "ensemble_nets.plotting.phase",
-    "online": "ensemble_nets.plotting.online",
-    "gated": "ensemble_nets.plotting.gated",
-    "spectral": "ensemble_nets.plotting.spectral",
     "modes": "ensemble_nets.plotting.modes",
+    "online": "ensemble_nets.plotting.online",
+    "spectral": "ensemble_nets.plotting.spectral",
+    "phase": "ensemble_nets.plotting.phase",
+    "gated": "ensemble_nets.plotting.gated",
 }
 
 
