@@ -13,8 +13,11 @@ Examples::
     python experiments/mode_width_sweep.py --data-root ../shared/data/mnist --widths 25 50 100 200 400 800 1600 \\
         --modes 1 2 3 4 6 8 12 16 24 32 48 64 --seeds 0 1 2 --epochs 20
 
-Every cell (width, P or "plain", seed) trains in its own run folder
-``<out>/cells/w<N>-<p<P>|plain>-s<seed>`` and is skipped when finished
+Cells (width, P or "plain", seed) are dispatched by
+:func:`ensemble_nets.train.run_grid`: local Ray workers by default
+(``--workers``), a Ray cluster with ``--address``, or in-process with
+``--backend serial``. Each trains in its own run folder
+``<out>/cells/w<N>-<p<P>|plain>-s<seed>/run`` and is skipped when finished
 (an interrupted cell resumes from its checkpoint), so the sweep can be
 stopped and restarted. Then, with acc = final test accuracy averaged over
 seeds::
@@ -35,11 +38,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 import ensemble_nets as en
 from ensemble_nets.data import DATASETS
-from ensemble_nets.train.runs import SUMMARY, read_json, write_atomic, write_json
+from ensemble_nets.train.grid import GridError, run_grid
+from ensemble_nets.train.width_sweep import sweep_data, train_width_cell
+from ensemble_nets.train.runs import write_atomic, write_json
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n-test", type=int, help="evaluate on the first N test examples only (quick grids)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("runs/mode-width-sweep"))
+    p.add_argument("--backend", choices=("ray", "serial"), default="ray", help="Ray workers, or in-process")
+    p.add_argument("--workers", type=int, default=2, help="local Ray worker processes")
+    p.add_argument("--address", help="a Ray cluster address (e.g. auto); default: local workers")
     args = p.parse_args(argv)
     for name in ("widths", "modes", "seeds"):
         values = getattr(args, name)
@@ -72,25 +79,13 @@ def _cell_name(width: int, n_modes: int | None, seed: int) -> str:
     return f"w{width}-{'plain' if n_modes is None else f'p{n_modes}'}-s{seed}"
 
 
-def run_cell(args, data, width: int, n_modes: int | None, seed: int) -> dict:
-    """Train one cell (or read it back when finished): its row of ``cells.csv``."""
-    sizes = (data.n_features, *([width] * args.depth), data.n_classes)
-    folder = args.out / "cells" / _cell_name(width, n_modes, seed)
-    summary_path = folder / SUMMARY
-    done = summary_path.is_file() and read_json(summary_path).get("epochs") == args.epochs
-    if not done:
-        torch.manual_seed(seed)
-        model = (en.MLP(sizes, w_std=1.0) if n_modes is None else en.ModeMLP(sizes, n_modes))
-        config = en.TrainConfig(epochs=args.epochs, lr=args.lr, lr_halve_every=30, batch_size=args.batch_size,
-                                seed=seed, device=args.device)
-        resume = (folder / "checkpoint.pt").is_file()
-        en.train(model, data, config, run_dir=folder, resume=resume, progress=False,
-                 extra_config={"sweep": {"width": width, "n_modes": n_modes, "seed": seed}})
-    summary = read_json(summary_path)
-    return {"width": width, "n_modes": n_modes if n_modes is not None else -1, "model": summary["model"],
-            "seed": seed, "n_parameters": summary["n_parameters"], "test_acc": summary["test_acc_mean"]["final"],
-            "best_test_acc": summary["test_acc_mean"]["best"]["value"], "epochs": summary["epochs"],
-            "skipped": done}
+def grid_cells(args) -> list[dict]:
+    """Every (width, P or plain, seed) cell, with what a worker needs to run it."""
+    common = {k: getattr(args, k) for k in ("depth", "epochs", "lr", "batch_size", "dataset", "n_train", "n_test",
+                                             "device")}
+    common["data_root"] = str(args.data_root)
+    return [{"name": _cell_name(w, p, s), "width": w, "n_modes": p, "seed": s, **common}
+            for w in args.widths for p in [None, *args.modes] for s in args.seeds]
 
 
 def p_min_table(cells: pd.DataFrame, tolerance: float) -> pd.DataFrame:
@@ -147,20 +142,17 @@ def fit_log(pmin: pd.DataFrame) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     try:
-        data = en.load_dataset(args.dataset, args.data_root, download=False)
+        data = sweep_data(args.dataset, str(args.data_root), args.n_train, args.n_test)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"mode_width_sweep.py: error: {err}")
-    if args.n_train is not None or args.n_test is not None:
-        data = data.subset(n_train=args.n_train, n_test=args.n_test)
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    grid = [(w, p, s) for w in args.widths for p in [None, *args.modes] for s in args.seeds]
-    for i, (width, n_modes, seed) in enumerate(grid, start=1):
-        row = run_cell(args, data, width, n_modes, seed)
-        rows.append(row)
-        print(f"[{i}/{len(grid)}] {_cell_name(width, n_modes, seed)}: test acc {row['test_acc']:.4f} "
-              f"({row['n_parameters']} parameters){' (done before)' if row['skipped'] else ''}", flush=True)
-    cells = pd.DataFrame(rows)
+    try:
+        frame = run_grid(grid_cells(args), train_width_cell, args.out / "cells", backend=args.backend,
+                         n_workers=args.workers, address=args.address)
+    except GridError as err:
+        sys.exit(f"mode_width_sweep.py: error: {err}")
+    cells = frame[[c for c in ("width", "n_modes", "model", "seed", "n_parameters", "test_acc", "best_test_acc",
+                               "epochs", "status") if c in frame.columns]]
     pmin = p_min_table(cells, args.tolerance)
     savings = pmin[["width", "plain_parameters", "p_min", "mdl_parameters_at_p_min", "parameter_fraction",
                     "plain_acc", "mdl_acc_at_p_min"]]

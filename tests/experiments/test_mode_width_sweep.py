@@ -41,10 +41,15 @@ def test_p_min_and_fits(sweep):
     assert math.isnan(missing.p_min.iloc[0])
 
 
-def test_cells_are_skipped_when_finished(sweep, tiny_mnist, tmp_path):
-    args = sweep.parse_args(["--widths", "8", "--modes", "2", "--epochs", "1", "--out", str(tmp_path)])
-    small = tiny_mnist.subset(n_train=200, n_test=200)
-    first = sweep.run_cell(args, small, 8, 2, 0)
-    again = sweep.run_cell(args, small, 8, 2, 0)
-    assert not first["skipped"] and again["skipped"] and again["test_acc"] == first["test_acc"]
+def test_cells_are_skipped_when_finished(sweep, mnist_root, tmp_path):
+    argv = ["--widths", "8", "--modes", "2", "--epochs", "1", "--n-train", "200", "--n-test", "200",
+            "--data-root", str(mnist_root), "--backend", "serial", "--out", str(tmp_path)]
+    sweep.main(argv)
+    first = pd.read_csv(tmp_path / "cells.csv")
+    assert set(first.status) == {"done"} and len(first) == 2  # the plain network and P = 2
     assert (tmp_path / "cells" / "w8-p2-s0" / "summary.json").is_file()
+    assert (tmp_path / "cells" / "w8-p2-s0" / "run" / "checkpoint.pt").is_file()
+    sweep.main(argv)
+    again = pd.read_csv(tmp_path / "cells.csv")
+    assert set(again.status) == {"skipped"}
+    assert again.test_acc.tolist() == first.test_acc.tolist()
