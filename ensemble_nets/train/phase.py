@@ -32,6 +32,7 @@ from torch import nn
 from ensemble_nets.analysis.separation import load_curve_shape, separation
 from ensemble_nets.data import Dataset, load_dataset
 from ensemble_nets.models.deep import DeepMLP
+from ensemble_nets.train.evaluate import accuracy
 from ensemble_nets.train.optim import project_
 from ensemble_nets.train.runs import write_atomic
 
@@ -69,12 +70,6 @@ def pooled_mnist(root: str | None, side: int = 10, n_train: int = 2560) -> Datas
 def _noisy_labels(y: torch.Tensor, fraction: float, n_classes: int, generator: torch.Generator) -> torch.Tensor:
     flip = torch.rand(y.shape, generator=generator) < fraction
     return torch.where(flip, torch.randint(0, n_classes, y.shape, generator=generator), y)
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    return (model(x).argmax(-1) == y).double().mean().item()
 
 
 def run_phase_cell(cell: dict, cell_dir: str | Path | None = None) -> dict:
@@ -124,9 +119,10 @@ def run_phase_cell(cell: dict, cell_dir: str | Path | None = None) -> dict:
     table = separation(model, (data.x_train, data.y_train))
     if cell_dir is not None:
         write_atomic(Path(cell_dir) / "separation.csv", table.to_csv(index=False).encode())
+    model.eval()
     result = {
-        "test_acc": _accuracy(model, data.x_test, data.y_test),
-        "train_acc": _accuracy(model, data.x_train, data.y_train),
+        "test_acc": accuracy(model, data.x_test, data.y_test)[0],
+        "train_acc": accuracy(model, data.x_train, data.y_train)[0],
         "train_loss": loss.item(),
         "log_D": table["log_D"].tolist(),
         "log_D_hs": table["log_D_hs"].tolist(),
@@ -136,7 +132,7 @@ def run_phase_cell(cell: dict, cell_dir: str | Path | None = None) -> dict:
         for layer in model.modules():
             if hasattr(layer, "eval_mode"):
                 layer.eval_mode = "mean_field"
-        result["test_acc_mean_field"] = _accuracy(model, data.x_test, data.y_test)
+        result["test_acc_mean_field"] = accuracy(model, data.x_test, data.y_test)[0]
         xi = torch.cat([m.xi.detach().flatten() for m in model.modules() if hasattr(m, "xi")])
         result["xi_mean_final"] = xi.mean().item()
     return result
