@@ -10,9 +10,9 @@
 from ensemble_nets import analysis, data
 from ensemble_nets.data import Dataset, load_dataset
 from ensemble_nets.distributions import SpikeSlab
-from ensemble_nets.layers import ScaledLinear, SpikeSlabLinear
+from ensemble_nets.layers import ScaledLinear, SpikeSlabLinear, spike_slab_layers
 from ensemble_nets.models import MLP, EnsembleMLP, ModeMLP, build_model
-from ensemble_nets.train import ExperimentConfig, TrainConfig, evaluate, load_run, project_, train
+from ensemble_nets.training import ExperimentConfig, TrainConfig, evaluate, load_run, project_, train
 
 __version__ = "0.1.0"
 
@@ -34,5 +34,6 @@ __all__ = [
     "load_dataset",
     "load_run",
     "project_",
+    "spike_slab_layers",
     "train",
 ]

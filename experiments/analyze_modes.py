@@ -27,7 +27,7 @@ import ensemble_nets as en
 from ensemble_nets.analysis.compare import compare_categories_modes
 from ensemble_nets.analysis.latent import latent_table
 from ensemble_nets.analysis.modes import REMOVAL_ORDERS, fit_piecewise_power_law, mode_removal_curve, model_spectra
-from ensemble_nets.train.runs import write_atomic, write_json
+from ensemble_nets.training.runs import write_atomic, write_json
 
 #: k values of the comparison (clipped to each layer's rank).
 COMPARE_KS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import ensemble_nets as en
 from ensemble_nets.analysis.perturb import DEFAULT_FRACTIONS
-from ensemble_nets.train.runs import CHECKPOINT, load_checkpoint, write_atomic, write_json
+from ensemble_nets.training.runs import CHECKPOINT, load_checkpoint, write_atomic, write_json
 
 ANALYSIS = "analysis"
 

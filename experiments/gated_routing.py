@@ -41,8 +41,8 @@ from ensemble_nets.analysis.theory.gdln import (balanced_time, fixed_point, inte
 from ensemble_nets.data.routing import RoutingTask, routing_batch
 from ensemble_nets.layers.gated import gdln_loss
 from ensemble_nets.models.routing import hidden_representations, routing_network
-from ensemble_nets.train.gated import train_gdln
-from ensemble_nets.train.runs import write_json, write_metrics
+from ensemble_nets.protocols.gated import train_gdln
+from ensemble_nets.training.runs import write_json, write_metrics
 
 
 def _parser() -> argparse.ArgumentParser:

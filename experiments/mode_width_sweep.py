@@ -14,7 +14,7 @@ Examples::
         --modes 1 2 3 4 6 8 12 16 24 32 48 64 --seeds 0 1 2 --epochs 20
 
 Cells (width, P or "plain", seed) are dispatched by
-:func:`ensemble_nets.train.run_grid`: local Ray workers by default
+:func:`ensemble_nets.training.run_grid`: local Ray workers by default
 (``--workers``), a Ray cluster with ``--address``, or in-process with
 ``--backend serial``. Each trains in its own run folder
 ``<out>/cells/w<N>-<p<P>|plain>-s<seed>/run`` and is skipped when finished
@@ -41,9 +41,9 @@ import pandas as pd
 
 import ensemble_nets as en
 from ensemble_nets.data import DATASETS
-from ensemble_nets.train.grid import GridError, run_grid
-from ensemble_nets.train.width_sweep import sweep_data, train_width_cell
-from ensemble_nets.train.runs import write_atomic, write_json
+from ensemble_nets.training.grid import GridError, run_grid
+from ensemble_nets.protocols.width_sweep import sweep_data, train_width_cell
+from ensemble_nets.training.runs import write_atomic, write_json
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ensemble_nets.analysis.theory import online
 from ensemble_nets.data.teacher import ModeTeacher, default_n_modes, mode_init_std
-from ensemble_nets.train.runs import CONFIG, METRICS, SUMMARY, write_atomic, write_json, write_metrics
+from ensemble_nets.training.runs import CONFIG, METRICS, SUMMARY, write_atomic, write_json, write_metrics
 from ensemble_nets.cli import positive_float, positive_int
 
 

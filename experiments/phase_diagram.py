@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ensemble_nets.train.grid import run_grid
-from ensemble_nets.train.phase import PHASE_KNOBS, run_phase_cell
-from ensemble_nets.train.runs import write_atomic
+from ensemble_nets.training.grid import run_grid
+from ensemble_nets.protocols.phase import PHASE_KNOBS, run_phase_cell
+from ensemble_nets.training.runs import write_atomic
 
 #: Knob levels: (coarse default, full).
 LEVELS = {

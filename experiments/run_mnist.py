@@ -37,9 +37,9 @@ import torch
 import ensemble_nets as en
 from ensemble_nets.data import DATASETS
 from ensemble_nets.models import MODEL_KINDS
-from ensemble_nets.train import PRESETS
-from ensemble_nets.train.objective import OBJECTIVES
-from ensemble_nets.train.runs import CONFIG, SUMMARY, read_json, write_json
+from ensemble_nets.training import PRESETS
+from ensemble_nets.training.objective import OBJECTIVES
+from ensemble_nets.training.runs import CONFIG, SUMMARY, read_json, write_json
 from ensemble_nets.cli import non_negative_float, non_negative_int, positive_float, positive_int
 
 

@@ -41,10 +41,10 @@ import torch
 import ensemble_nets as en
 from ensemble_nets.models import ModeMLP
 from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
-from ensemble_nets.train.loop import train_epoch
-from ensemble_nets.train.optim import resolve_device
-from ensemble_nets.train.runs import read_json, write_atomic, write_json
-from ensemble_nets.train.spectral import make_parametrized_optimizer, spectral_init_
+from ensemble_nets.training.loop import train_epoch
+from ensemble_nets.training.optim import resolve_device
+from ensemble_nets.training.runs import read_json, write_atomic, write_json
+from ensemble_nets.training.spectral import make_parametrized_optimizer, spectral_init_
 from ensemble_nets.cli import positive_float, positive_int
 
 STAGES = ("coord", "transfer", "sweep")

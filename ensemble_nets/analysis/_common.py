@@ -7,6 +7,8 @@ import functools
 import torch
 from torch import nn
 
+from ensemble_nets.layers.spike_slab import spike_slab_layers
+
 
 def keeps_global_rng(function):
     """Run ``function`` without moving torch's global random stream.
@@ -24,9 +26,9 @@ def keeps_global_rng(function):
     return wrapper
 
 
-def spike_slab_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def named_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``[("layer1", module), ...]`` from input to output, named as in :func:`categorize`."""
-    layers = [module for _, module in model.named_modules() if hasattr(module, "pi") and hasattr(module, "xi")]
+    layers = [module for _, module in spike_slab_layers(model)]
     if not layers:
         raise ValueError(f"{type(model).__name__} has no spike-and-slab layers (parameters pi and xi); "
                          f"pass an ensemble such as en.EnsembleMLP or a model loaded with en.load_run")
@@ -35,7 +37,7 @@ def spike_slab_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def resolve_layer(model: nn.Module, layer: int | str) -> tuple[str, int]:
     """``(name, index)`` of ``layer``, given as 1-based int or ``"layerN"``."""
-    names = [name for name, _ in spike_slab_layers(model)]
+    names = [name for name, _ in named_layers(model)]
     name = f"layer{layer}" if isinstance(layer, int) else layer
     if name not in names:
         raise ValueError(f"layer must be one of {names} (or 1..{len(names)}), got {layer!r}")

@@ -19,6 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ensemble_nets.layers.spike_slab import spike_slab_layers
+
 __all__ = ["CATEGORIES", "Categories", "categorize", "connection_categories"]
 
 #: Category names; ``connection_categories`` returns indices into this tuple.
@@ -58,8 +60,7 @@ def categorize(model: nn.Module, tol: float = 0.0) -> Categories:
     Layers are named ``layer1``, ``layer2``, ... from input to output; the table's
     ``module`` column gives the module name inside ``model``.
     """
-    layers = [(name, module) for name, module in model.named_modules()
-              if hasattr(module, "pi") and hasattr(module, "xi")]
+    layers = spike_slab_layers(model)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no spike-and-slab layers (parameters pi and xi) to categorize")
     labels, rows = {}, []

@@ -47,10 +47,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ensemble_nets.analysis._common import keeps_global_rng, spike_slab_layers, test_tensors
+from ensemble_nets.analysis._common import keeps_global_rng, named_layers, test_tensors
 from ensemble_nets.analysis.categories import CATEGORIES, IMPORTANT, UNIMPORTANT, VARIABLE, categorize
 from ensemble_nets.analysis.modes import accuracy_vs_leading_modes, layer_factors, mode_spectrum, plain_network
-from ensemble_nets.train.evaluate import accuracy
+from ensemble_nets.training.evaluate import accuracy
 
 __all__ = ["AUC_PAIRS", "CategoryModeComparison", "compare_categories_modes", "rank_auc"]
 
@@ -135,7 +135,7 @@ def compare_categories_modes(ensemble_model: nn.Module, data=None, mdl_model: nn
     if not (isinstance(neuron_k, int) and neuron_k >= 1):
         raise ValueError(f"neuron_k must be a positive integer, got {neuron_k!r}")
     labels = categorize(ensemble_model, tol).labels
-    layers = spike_slab_layers(ensemble_model)
+    layers = named_layers(ensemble_model)
     mass_rows, auc_rows, neuron_rows, acc_rows = [], [], [], []
     for name, layer in layers:
         lab = labels[name]

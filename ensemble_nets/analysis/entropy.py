@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ensemble_nets.analysis._common import spike_slab_layers
+from ensemble_nets.analysis._common import named_layers
 from ensemble_nets.analysis.categories import CATEGORIES, connection_categories
 
 __all__ = ["connection_entropy", "entropy_table"]
@@ -29,7 +29,7 @@ __all__ = ["connection_entropy", "entropy_table"]
 @torch.no_grad()
 def connection_entropy(model: nn.Module) -> dict[str, torch.Tensor]:
     """``{layer: H}`` with H of shape ``(out_features, in_features)``, in nats."""
-    return {name: layer.distribution().entropy().detach() for name, layer in spike_slab_layers(model)}
+    return {name: layer.distribution().entropy().detach() for name, layer in named_layers(model)}
 
 
 @torch.no_grad()
@@ -42,7 +42,7 @@ def entropy_table(model: nn.Module, tol: float = 0.0) -> pd.DataFrame:
     Empty categories have ``count`` 0 and NaN averages.
     """
     rows = []
-    for name, layer in spike_slab_layers(model):
+    for name, layer in named_layers(model):
         pi = layer.pi.detach()
         total = layer.distribution().entropy().detach()
         spike = -torch.xlogy(pi, pi) - torch.xlogy(1 - pi, 1 - pi)

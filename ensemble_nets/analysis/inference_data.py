@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ensemble_nets.analysis._common import (
-    check_n_networks, keeps_global_rng, logits_of, spike_slab_layers, test_tensors,
+    check_n_networks, keeps_global_rng, logits_of, named_layers, test_tensors,
 )
 
 __all__ = ["load_inference_data", "save_inference_data", "to_inference_data"]
@@ -69,7 +69,7 @@ def to_inference_data(model: nn.Module, data, n_networks: int = 50, *, seed: int
 
     az = _arviz()
     x, y = test_tensors(data)
-    layers = spike_slab_layers(model)
+    layers = named_layers(model)
     picker = torch.Generator().manual_seed(seed + 1)
     keep, thinned = {}, []
     for name, layer in layers:

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ensemble_nets.analysis._common import keeps_global_rng, test_tensors
-from ensemble_nets.train.evaluate import accuracy
+from ensemble_nets.training.evaluate import accuracy
 
 __all__ = [
     "MODE_SCORES",

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ensemble_nets.analysis._common import (
-    check_n_networks, keeps_global_rng, logits_of, resolve_layer, spike_slab_layers, test_tensors,
+    check_n_networks, keeps_global_rng, logits_of, resolve_layer, named_layers, test_tensors,
 )
 from ensemble_nets.analysis.categories import IMPORTANT, UNIMPORTANT, VARIABLE, connection_categories
 
@@ -99,7 +99,7 @@ def perturbation_curves(model: nn.Module, data, layer: int | str, fractions: Seq
         raise ValueError(f"fractions must be a non-empty list of numbers in [0, 1], got {list(fractions)}")
 
     work = copy.deepcopy(model).eval()  # every change happens on this copy
-    target = spike_slab_layers(work)[index][1]
+    target = named_layers(work)[index][1]
     original = {p: getattr(target, p).detach().clone() for p in ("pi", "m", "xi")}
     pools = _pools(connection_categories(original["pi"], original["xi"], tol))
 

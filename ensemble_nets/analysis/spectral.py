@@ -12,7 +12,7 @@
       alignment  = mean_x ||dW h|| / (||dW||_2 ||h||)      h: the layer's input
       stable_rank = ||dW||_F^2 / ||dW||_2^2
 
-  W is the effective weight (:func:`ensemble_nets.train.spectral.effective_weight`:
+  W is the effective weight (:func:`ensemble_nets.training.spectral.effective_weight`:
   the mean weight of a spike-and-slab layer); ``noise_norm`` adds the normalized
   spectral norm of one draw of a spike-and-slab layer's weight fluctuation.
 
@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ensemble_nets.layers import SpikeSlabLinear
-from ensemble_nets.train.optim import project_
-from ensemble_nets.train.spectral import (
+from ensemble_nets.training.optim import project_
+from ensemble_nets.training.spectral import (
     OPTIMIZERS,
     PARAMETRIZATIONS,
     effective_noise,
@@ -70,7 +70,7 @@ def coord_check(make_model: Callable[[int], nn.Module], widths: Sequence[int], d
     :param n_steps: optimizer steps (outputs are recorded before each and after the last).
     :param lr: learning rate (the base rate in spectral units for ``"spectral"``).
     :param parametrization: ``"standard"`` (model as built, one learning rate) or ``"spectral"``
-        (:func:`~ensemble_nets.train.spectral.spectral_init_` with ``gain``, ``shrink`` and
+        (:func:`~ensemble_nets.training.spectral.spectral_init_` with ``gain``, ``shrink`` and
         per-parameter rates).
     :param optimizer: ``"adam"``, ``"sgd"`` or ``"normalized"``.
     :param n_seeds: independent repetitions (averaged by :func:`coord_slopes`, kept here).

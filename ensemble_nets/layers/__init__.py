@@ -7,7 +7,9 @@ from ensemble_nets.layers.spike_slab import (
     GBP_IMPLEMENTATIONS,
     REFERENCE_M_STD,
     SpikeSlabLinear,
+    is_spike_slab,
     mean_field_preactivation,
+    spike_slab_layers,
 )
 
 __all__ = [
@@ -17,6 +19,8 @@ __all__ = [
     "REFERENCE_M_STD",
     "ScaledLinear",
     "SpikeSlabLinear",
+    "is_spike_slab",
     "mean_field_preactivation",
     "mode_init_std",
+    "spike_slab_layers",
 ]

@@ -31,7 +31,15 @@ from torch.autograd.function import once_differentiable
 
 from ensemble_nets.distributions import SpikeSlab, spike_slab_moments
 
-__all__ = ["EVAL_MODES", "GBP_IMPLEMENTATIONS", "REFERENCE_M_STD", "SpikeSlabLinear", "mean_field_preactivation"]
+__all__ = [
+    "EVAL_MODES",
+    "GBP_IMPLEMENTATIONS",
+    "REFERENCE_M_STD",
+    "SpikeSlabLinear",
+    "is_spike_slab",
+    "mean_field_preactivation",
+    "spike_slab_layers",
+]
 
 #: Reference initialization of the slab means, m ~ N(0, 2/784) in every layer.
 REFERENCE_M_STD = math.sqrt(2.0 / 784.0)
@@ -165,7 +173,7 @@ class SpikeSlabLinear(nn.Module):
         self.m_std, self.xi_max, self.pi_init, self.floor = m_std, xi_max, pi_init, floor
         self.eval_mode = eval_mode
         self.gbp = gbp
-        #: Parameters that receive weight decay (read by ``ensemble_nets.train.parameter_groups``).
+        #: Parameters that receive weight decay (read by ``ensemble_nets.training.parameter_groups``).
         self.decayed_parameters = ("pi", "m", "xi") if decay_pi else ("m", "xi")
         factory = {"device": device, "dtype": dtype}
         shape = (out_features, in_features)
@@ -294,3 +302,17 @@ class SpikeSlabLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}, eval_mode={self.eval_mode!r}"
         )
+
+
+def is_spike_slab(module: nn.Module) -> bool:
+    """True when ``module`` is a spike-and-slab layer: it holds parameters ``pi``, ``m`` and ``xi``."""
+    return all(isinstance(getattr(module, name, None), torch.Tensor) for name in ("pi", "m", "xi"))
+
+
+def spike_slab_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every spike-and-slab layer of ``model``, ``[(module_name, layer), ...]`` from input to output.
+
+    ``module_name`` is the name in ``model.named_modules()`` (``""`` when ``model`` is itself a layer).
+    The one place that decides what counts as a spike-and-slab layer (:func:`is_spike_slab`).
+    """
+    return [(name, module) for name, module in model.named_modules() if is_spike_slab(module)]

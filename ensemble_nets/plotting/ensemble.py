@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from ensemble_nets.analysis.categories import CATEGORIES
+from ensemble_nets.layers.spike_slab import spike_slab_layers
 
 __all__ = ["COMPARED_RUNS", "MAIN_RUN", "REQUIRED_RUNS", "make_figures", "parameter_frame", "plot_accuracy",
            "plot_categories", "plot_entropy", "plot_mean_variance", "plot_parameters", "plot_perturbation",
@@ -44,7 +45,7 @@ def parameter_frame(model, tol: float = 0.0) -> pd.DataFrame:
     from ensemble_nets.analysis import categorize
 
     labels = categorize(model, tol).labels
-    layers = [m for m in model.modules() if hasattr(m, "pi") and hasattr(m, "xi")]
+    layers = [layer for _, layer in spike_slab_layers(model)]
     frames = []
     for (name, label), layer in zip(labels.items(), layers):
         with torch.no_grad():
@@ -239,7 +240,7 @@ def _read_analysis(run: Path) -> dict:
 def make_figures(runs: Path, out: Path) -> list[Path]:
     """The family protocol: read ``runs/MAIN_RUN`` (and any analysed ``COMPARED_RUNS``), write PNG + PDF."""
     from ensemble_nets.plotting import style
-    from ensemble_nets.train.runs import load_run
+    from ensemble_nets.training.runs import load_run
 
     style.use()
     runs, out = Path(runs), Path(out)

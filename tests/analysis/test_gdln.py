@@ -9,7 +9,7 @@ from ensemble_nets.analysis.theory.gdln import (balanced_time, fixed_point, inte
                                                representation_similarity, routing_modes, routing_ode_rhs)
 from ensemble_nets.data.routing import RoutingTask, routing_batch
 from ensemble_nets.models.routing import hidden_representations, routing_network
-from ensemble_nets.train.gated import train_gdln
+from ensemble_nets.protocols.gated import train_gdln
 
 
 @pytest.mark.parametrize("m_dom,k", [(7, 4), (3, 1), (5, 5)])

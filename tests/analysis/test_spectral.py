@@ -9,7 +9,7 @@ import torch
 
 from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
 from ensemble_nets.models import MLP, EnsembleMLP
-from ensemble_nets.train.spectral import make_parametrized_optimizer, spectral_init_
+from ensemble_nets.training.spectral import make_parametrized_optimizer, spectral_init_
 
 WIDTHS = [32, 64, 128, 256]
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ensemble_nets.analysis import load_inference_data
-from ensemble_nets.train.runs import CHECKPOINT, load_checkpoint, save_checkpoint
+from ensemble_nets.training.runs import CHECKPOINT, load_checkpoint, save_checkpoint
 from tests.common import load_script
 
 FILES = ("categories.csv", "entropy.csv", "perturbation.csv", "perturbation_summary.csv", "ensemble_accuracy.csv",

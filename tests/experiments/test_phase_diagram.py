@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ensemble_nets.models import DeepMLP, build_model
-from ensemble_nets.train.phase import pooled_mnist, run_phase_cell
+from ensemble_nets.protocols.phase import pooled_mnist, run_phase_cell
 from tests.common import load_script
 
 

@@ -9,7 +9,7 @@ import torch
 import ensemble_nets as en
 from ensemble_nets.layers import ModeLinear, mode_init_std
 from ensemble_nets.models import build_model
-from ensemble_nets.train.optim import parameter_groups
+from ensemble_nets.training.optim import parameter_groups
 
 SIZES = (784, 100, 100, 10)
 

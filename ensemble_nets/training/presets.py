@@ -15,7 +15,7 @@ from torch import nn
 from ensemble_nets.data import DATASETS
 from ensemble_nets.layers import REFERENCE_M_STD
 from ensemble_nets.models import MODEL_KINDS, build_model
-from ensemble_nets.train.loop import TrainConfig
+from ensemble_nets.training.loop import TrainConfig
 
 __all__ = ["ExperimentConfig", "PRESETS"]
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import ensemble_nets as en
-from ensemble_nets.train import lr_at, make_optimizer, parameter_groups
-from ensemble_nets.train.runs import CHECKPOINT, METRICS, SUMMARY, load_checkpoint, load_run, read_json
+from ensemble_nets.training import lr_at, make_optimizer, parameter_groups
+from ensemble_nets.training.runs import CHECKPOINT, METRICS, SUMMARY, load_checkpoint, load_run, read_json
 
 FAST = dict(batch_size=100, lr=0.05, lr_halve_every=2, n_eval_networks=3, device="cpu")
 

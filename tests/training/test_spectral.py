@@ -8,7 +8,7 @@ from torch import nn
 
 from ensemble_nets.layers import ScaledLinear, SpikeSlabLinear
 from ensemble_nets.models import MLP, EnsembleMLP
-from ensemble_nets.train.spectral import (
+from ensemble_nets.training.spectral import (
     SpectralSGD,
     effective_noise,
     effective_weight,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ensemble_nets.train import GridError, run_grid
+from ensemble_nets.training import GridError, run_grid
 
 
 def _square(cell, cell_dir):

@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ensemble_nets.train.runs import SUMMARY, read_json, write_atomic, write_json
+from ensemble_nets.training.runs import SUMMARY, read_json, write_atomic, write_json
 
 __all__ = ["ERROR", "GridError", "run_grid"]
 

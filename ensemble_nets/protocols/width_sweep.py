@@ -14,7 +14,7 @@ import torch
 
 from ensemble_nets.data import load_dataset
 from ensemble_nets.models import MLP, ModeMLP
-from ensemble_nets.train.loop import TrainConfig, train
+from ensemble_nets.training.loop import TrainConfig, train
 
 __all__ = ["sweep_data", "train_width_cell"]
 
@@ -30,7 +30,7 @@ def train_width_cell(cell: dict, cell_dir: Path) -> dict:
     """One grid cell: train a plain (``n_modes`` None) or MDL network of one width; its row of ``cells.csv``.
 
     The training run lives in ``cell_dir/run`` (resumed if an earlier call was interrupted);
-    :func:`ensemble_nets.train.run_grid` writes ``cell_dir/summary.json`` once this returns.
+    :func:`ensemble_nets.training.run_grid` writes ``cell_dir/summary.json`` once this returns.
     """
     data = sweep_data(cell["dataset"], cell["data_root"], cell["n_train"], cell["n_test"])
     width, n_modes, seed = cell["width"], cell["n_modes"], cell["seed"]

@@ -5,11 +5,11 @@ One epoch::
 
     for each mini-batch (a fresh permutation per epoch):
         loss = cross_entropy(model(x), y)      # noisy mean-field pass for ensembles
-             (+ KL(q || prior) / n_train)      # objective="elbo" (see ensemble_nets.train.objective)
+             (+ KL(q || prior) / n_train)      # objective="elbo" (see ensemble_nets.training.objective)
         loss.backward()                        # generalized backprop
         optimizer.step(); project_(model)      # pi -> [0, 1], xi -> >= 0
 
-then the test set is evaluated (:func:`~ensemble_nets.train.evaluate.evaluate`),
+then the test set is evaluated (:func:`~ensemble_nets.training.evaluate.evaluate`),
 one metrics row is appended, and with a run folder the checkpoint, metrics
 and summary are rewritten atomically. A resumed run restores the model,
 optimizer, shuffling and noise generators and continues bit for bit on CPU.
@@ -28,10 +28,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ensemble_nets.data import Dataset
-from ensemble_nets.train.evaluate import evaluate
-from ensemble_nets.train.objective import OBJECTIVES, Elbo
-from ensemble_nets.train.optim import lr_at, make_optimizer, project_, resolve_device
-from ensemble_nets.train.runs import (
+from ensemble_nets.training.evaluate import evaluate
+from ensemble_nets.training.objective import OBJECTIVES, Elbo
+from ensemble_nets.training.optim import lr_at, make_optimizer, project_, resolve_device
+from ensemble_nets.training.runs import (
     CHECKPOINT,
     CONFIG,
     METRICS,

@@ -8,8 +8,8 @@ from torch.distributions import kl_divergence
 
 import ensemble_nets as en
 from ensemble_nets.distributions import SpikeSlab
-from ensemble_nets.train.objective import Elbo
-from ensemble_nets.train.runs import METRICS, SUMMARY, read_json
+from ensemble_nets.training.objective import Elbo
+from ensemble_nets.training.runs import METRICS, SUMMARY, read_json
 from tests.conftest import REPO
 
 FAST = dict(batch_size=100, lr=0.05, lr_halve_every=2, n_eval_networks=2, device="cpu")

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ensemble_nets.distributions import spike_slab_kl
+from ensemble_nets.layers.spike_slab import spike_slab_layers
 
 __all__ = ["OBJECTIVES", "Elbo"]
 
@@ -37,7 +38,7 @@ OBJECTIVES = ("reference", "elbo")
 
 
 def _spike_slab_layers(model: nn.Module) -> list[nn.Module]:
-    return [module for module in model.modules() if hasattr(module, "pi") and hasattr(module, "xi")]
+    return [module for _, module in spike_slab_layers(model)]
 
 
 @dataclass

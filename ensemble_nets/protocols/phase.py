@@ -15,7 +15,7 @@ accuracy. The noise knobs, one at a time::
     batch_size    mini-batch size (None: full batch); the number of updates stays ``steps``
     xi_max        spike-and-slab only: slab-variance init scale, the ensemble's own sampling noise
 
-:func:`run_phase_cell` is the ``fn`` of :func:`ensemble_nets.train.run_grid`: it
+:func:`run_phase_cell` is the ``fn`` of :func:`ensemble_nets.training.run_grid`: it
 takes a cell dict (keys of :data:`PHASE_DEFAULTS`) and a run folder, writes
 ``separation.csv`` there and returns the cell's numbers.
 """
@@ -32,9 +32,9 @@ from torch import nn
 from ensemble_nets.analysis.separation import load_curve_shape, separation
 from ensemble_nets.data import Dataset, load_dataset
 from ensemble_nets.models.deep import DeepMLP
-from ensemble_nets.train.evaluate import accuracy
-from ensemble_nets.train.optim import project_
-from ensemble_nets.train.runs import write_atomic
+from ensemble_nets.training.evaluate import accuracy
+from ensemble_nets.training.optim import project_
+from ensemble_nets.training.runs import write_atomic
 
 __all__ = ["PHASE_DEFAULTS", "PHASE_KNOBS", "pooled_mnist", "run_phase_cell"]
 
