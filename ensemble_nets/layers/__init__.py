@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""Layers: one family per module (spike-and-slab ensembles, plain scaled linear)."""
+"""Layers: one family per module (spike-and-slab linear and conv on a shared base, plain scaled, modes)."""
+from ensemble_nets.layers.base import SpikeSlabLayer
+from ensemble_nets.layers.conv import ScaledConv2d, SpikeSlabConv1d, SpikeSlabConv2d, SpikeSlabConvNd
 from ensemble_nets.layers.linear import ScaledLinear
 from ensemble_nets.layers.modes import ModeLinear, mode_init_std
 from ensemble_nets.layers.spike_slab import (
@@ -17,7 +19,12 @@ __all__ = [
     "GBP_IMPLEMENTATIONS",
     "ModeLinear",
     "REFERENCE_M_STD",
+    "ScaledConv2d",
     "ScaledLinear",
+    "SpikeSlabConv1d",
+    "SpikeSlabConv2d",
+    "SpikeSlabConvNd",
+    "SpikeSlabLayer",
     "SpikeSlabLinear",
     "is_spike_slab",
     "mean_field_preactivation",

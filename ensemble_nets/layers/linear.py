@@ -29,6 +29,8 @@ class ScaledLinear(nn.Linear):
 
     #: Parameters that receive weight decay.
     decayed_parameters = ("weight",)
+    #: The forward divides the weight by sqrt(in_features) (read by ``from_module`` conversions).
+    applies_fan_in_scale = True
 
     def __init__(
         self,

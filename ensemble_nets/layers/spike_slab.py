@@ -29,7 +29,14 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from ensemble_nets.distributions import SpikeSlab, spike_slab_moments
+from ensemble_nets.distributions import spike_slab_moments
+from ensemble_nets.layers.base import (
+    EVAL_MODES,
+    REFERENCE_M_STD,
+    SpikeSlabLayer,
+    is_spike_slab,
+    spike_slab_layers,
+)
 
 __all__ = [
     "EVAL_MODES",
@@ -41,10 +48,6 @@ __all__ = [
     "spike_slab_layers",
 ]
 
-#: Reference initialization of the slab means, m ~ N(0, 2/784) in every layer.
-REFERENCE_M_STD = math.sqrt(2.0 / 784.0)
-#: What ``forward`` computes in eval mode; training always uses ``"mean_field"``.
-EVAL_MODES = ("mean_field", "mean", "sample")
 #: How the gradients are computed: the hand-written gBP or autograd through the forward.
 GBP_IMPLEMENTATIONS = ("manual", "autograd")
 
@@ -117,7 +120,7 @@ class _MeanFieldFunction(torch.autograd.Function):
         return grad_x, grad_pi, grad_m, grad_xi, None, None
 
 
-class SpikeSlabLinear(nn.Module):
+class SpikeSlabLinear(SpikeSlabLayer):
     """A linear layer whose every weight is spike-and-slab: an ensemble of ``nn.Linear``.
 
     ::
@@ -128,9 +131,10 @@ class SpikeSlabLinear(nn.Module):
     Training runs the noisy mean-field pass (see the module docstring). In
     eval mode ``eval_mode`` chooses: ``"mean_field"`` (default, the same noisy
     pass, as the reference measures), ``"mean"`` (noiseless, the mean weight
-    (1 - pi) m), or ``"sample"`` (each call draws ONE weight matrix from q and
-    applies it to the whole batch). For a fixed member of the ensemble use
-    :meth:`sample_weight` or ``EnsembleMLP.sample_network``.
+    (1 - pi) m), or ``"sample"`` (ONE weight matrix drawn from q at ``eval()``
+    or :meth:`resample`, applied to every batch until the next draw). For a
+    fixed member of the ensemble as plain modules use
+    :func:`ensemble_nets.models.sample_network`.
 
     :param int in_features: fan-in N_in.
     :param int out_features: fan-out N_out.
@@ -144,7 +148,6 @@ class SpikeSlabLinear(nn.Module):
     :param str gbp: ``"manual"`` (hand-written gBP, default) or ``"autograd"``; same gradients.
     :param bool decay_pi: weight-decay pi too (the 2022 revision); by default only m and xi are decayed.
     """
-
 
     def __init__(
         self,
@@ -162,38 +165,31 @@ class SpikeSlabLinear(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
         if in_features < 1 or out_features < 1:
             raise ValueError(f"in_features and out_features must be >= 1, got ({in_features}, {out_features})")
-        if not 0.0 <= pi_init <= 1.0:
-            raise ValueError(f"pi_init is a probability and must lie in [0, 1], got {pi_init}")
-        if not all(math.isfinite(v) and v >= 0 for v in (m_std, xi_max, floor)):
-            raise ValueError(f"m_std, xi_max and floor must be finite and >= 0, got {m_std}, {xi_max}, {floor}")
         self.in_features, self.out_features = in_features, out_features
-        self.m_std, self.xi_max, self.pi_init, self.floor = m_std, xi_max, pi_init, floor
-        self.eval_mode = eval_mode
+        super().__init__((out_features, in_features), in_features, out_features, bias, m_std=m_std,
+                         xi_max=xi_max, pi_init=pi_init, floor=floor, eval_mode=eval_mode, decay_pi=decay_pi,
+                         device=device, dtype=dtype)
         self.gbp = gbp
-        #: Parameters that receive weight decay (read by ``ensemble_nets.training.parameter_groups``).
-        self.decayed_parameters = ("pi", "m", "xi") if decay_pi else ("m", "xi")
-        factory = {"device": device, "dtype": dtype}
-        shape = (out_features, in_features)
-        self.pi = nn.Parameter(torch.empty(shape, **factory))
-        self.m = nn.Parameter(torch.empty(shape, **factory))
-        self.xi = nn.Parameter(torch.empty(shape, **factory))
-        self.bias = nn.Parameter(torch.zeros(out_features, **factory)) if bias else None
-        self.reset_parameters()
 
-    # -- options --------------------------------------------------------------------------
-    @property
-    def eval_mode(self) -> str:
-        return self._eval_mode
+    @classmethod
+    def from_module(cls, module: nn.Linear, *, init: str = "from_weights", xi_init: float = 0.0,
+                    **layer_kwargs) -> "SpikeSlabLinear":
+        """The spike-and-slab counterpart of a trained ``nn.Linear`` (or :class:`ScaledLinear`).
 
-    @eval_mode.setter
-    def eval_mode(self, mode: str) -> None:
-        if mode not in EVAL_MODES:
-            raise ValueError(f"eval_mode must be one of {EVAL_MODES}, got {mode!r}")
-        self._eval_mode = mode
+        ``init="from_weights"``: pi = 0, xi = ``xi_init``, m = W sqrt(in_features) (the
+        1/sqrt(N_in) convention folded in; a ``ScaledLinear``'s W is already on that scale),
+        bias copied; with ``xi_init=0`` the mean network computes ``module`` exactly.
+        ``init="reference"``: a fresh layer of the same shape (``layer_kwargs`` as in ``__init__``).
+        """
+        if not isinstance(module, nn.Linear):
+            raise TypeError(f"SpikeSlabLinear.from_module takes an nn.Linear, got {type(module).__name__}")
+        factory = {"device": module.weight.device, "dtype": module.weight.dtype}
+        layer = cls(module.in_features, module.out_features, module.bias is not None, **factory, **layer_kwargs)
+        return layer._init_from(module, init, xi_init)
 
+    # -- the map ---------------------------------------------------------------------------
     @property
     def gbp(self) -> str:
         return self._gbp
@@ -204,115 +200,37 @@ class SpikeSlabLinear(nn.Module):
             raise ValueError(f"gbp must be one of {GBP_IMPLEMENTATIONS}, got {kind!r}")
         self._gbp = kind
 
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """Reference init: pi = pi_init, m ~ N(0, m_std^2), xi ~ xi_max U(0, 1)."""
-        self.pi.fill_(self.pi_init)
-        self.m.normal_(0.0, self.m_std)
-        self.xi.uniform_(0.0, 1.0).mul_(self.xi_max)
-        if self.bias is not None:
-            self.bias.zero_()
+    def _apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return x @ weight.t()  # (..., N_out)
 
-    # -- the law of the weights ----------------------------------------------------------
-    def distribution(self) -> SpikeSlab:
-        """q as a :class:`SpikeSlab` with batch shape ``(out_features, in_features)``."""
-        return SpikeSlab(self.pi, self.m, self.xi, validate_args=False)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """Mean weight (1 - pi) m, shape ``(out_features, in_features)``, before the 1/sqrt(N_in) scale."""
-        return (1.0 - self.pi) * self.m
-
-    @property
-    def weight_variance(self) -> torch.Tensor:
-        """Weight variance (1 - pi)(xi + pi m^2), shape ``(out_features, in_features)``."""
-        return spike_slab_moments(self.pi, self.m, self.xi)[1]
-
-    def sample_weight(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One weight matrix drawn from q (absent with probability pi, else N(m, xi))."""
-        return self.distribution().sample(generator=generator)
-
-    # -- forward --------------------------------------------------------------------------
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"{type(self).__name__} expects inputs of shape (..., {self.in_features}), got "
-                f"{tuple(x.shape)}; flatten images first (e.g. x.flatten(1)) or build the layer "
-                f"with in_features={x.shape[-1] if x.dim() else '?'}"
+                f"{tuple(x.shape)}; flatten images first (x.flatten(1), or load_dataset(..., shape=\"flat\")) "
+                f"or build the layer with in_features={x.shape[-1] if x.dim() else '?'}"
             )
 
-    def moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and variance of the pre-activation h over q, without the floor::
+    def _mean_field(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features)  # (B, N_in) for any leading shape
+        eps = torch.randn(flat.shape[0], self.out_features, dtype=flat.dtype, device=flat.device)
+        if self.gbp == "manual":
+            h = _MeanFieldFunction.apply(flat, self.pi, self.m, self.xi, eps, self.floor)
+        else:
+            h = mean_field_preactivation(flat, self.pi, self.m, self.xi, eps, self.floor)
+        return h.reshape(*x.shape[:-1], self.out_features)
 
-            E[h_i]   = sum_j (1 - pi_ij) m_ij x_j / sqrt(N_in)
-            Var[h_i] = sum_j (1 - pi_ij)(xi_ij + pi_ij m_ij^2) x_j^2 / N_in
-        """
-        self._check_input(x)
-        mu, var = spike_slab_moments(self.pi, self.m, self.xi)
-        mean = x @ mu.t() / math.sqrt(self.in_features)
-        variance = x.square() @ var.t() / self.in_features
+    def _plain_module(self, weight: torch.Tensor) -> nn.Linear:
+        # skip_init: no Kaiming init, so building a copy never moves the global RNG
+        plain = nn.utils.skip_init(nn.Linear, self.in_features, self.out_features, bias=self.bias is not None,
+                                   device=weight.device, dtype=weight.dtype)
+        plain.weight.copy_(weight / math.sqrt(self.in_features))
         if self.bias is not None:
-            mean = mean + self.bias
-        return mean, variance
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
-        mode = "mean_field" if self.training else self.eval_mode
-        if mode == "mean_field":
-            flat = x.reshape(-1, self.in_features)  # (B, N_in) for any leading shape
-            eps = torch.randn(flat.shape[0], self.out_features, dtype=flat.dtype, device=flat.device)
-            if self.gbp == "manual":
-                h = _MeanFieldFunction.apply(flat, self.pi, self.m, self.xi, eps, self.floor)
-            else:
-                h = mean_field_preactivation(flat, self.pi, self.m, self.xi, eps, self.floor)
-            h = h.reshape(*x.shape[:-1], self.out_features)
-        elif mode == "mean":
-            h = x @ self.weight.t() / math.sqrt(self.in_features)
-        else:  # "sample": validated by the eval_mode setter
-            h = x @ self.sample_weight().t() / math.sqrt(self.in_features)
-        return h if self.bias is None else h + self.bias
-
-    # -- constraints ----------------------------------------------------------------------
-    @torch.no_grad()
-    def project_(self) -> torch.Tensor:
-        """Project onto the constraints: pi clipped to [0, 1], xi to >= 0.
-
-        Returns the number of entries moved (a 0-d tensor, so no device sync).
-        """
-        moved = torch.count_nonzero(self.xi < 0) + torch.count_nonzero((self.pi - 0.5).abs_() > 0.5)
-        self.pi.clamp_(0.0, 1.0)
-        self.xi.clamp_(min=0.0)
-        return moved
-
-    def check_constraints(self) -> None:
-        """Raise ``ValueError`` if pi leaves [0, 1], xi is negative or anything is not finite."""
-        for name in ("pi", "m", "xi"):
-            if not torch.isfinite(getattr(self, name)).all():
-                raise ValueError(f"{name} holds NaN or inf values")
-        if (self.pi < 0).any() or (self.pi > 1).any():
-            raise ValueError(
-                f"pi must lie in [0, 1] (it is the probability that a connection is absent); "
-                f"found values in [{self.pi.min().item():.4g}, {self.pi.max().item():.4g}]"
-            )
-        if (self.xi < 0).any():
-            raise ValueError(f"xi is a variance and must be >= 0; found min {self.xi.min().item():.4g}")
+            plain.bias.copy_(self.bias)
+        return plain
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}, eval_mode={self.eval_mode!r}"
         )
-
-
-def is_spike_slab(module: nn.Module) -> bool:
-    """True when ``module`` is a spike-and-slab layer: it holds parameters ``pi``, ``m`` and ``xi``."""
-    return all(isinstance(getattr(module, name, None), torch.Tensor) for name in ("pi", "m", "xi"))
-
-
-def spike_slab_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Every spike-and-slab layer of ``model``, ``[(module_name, layer), ...]`` from input to output.
-
-    ``module_name`` is the name in ``model.named_modules()`` (``""`` when ``model`` is itself a layer).
-    The one place that decides what counts as a spike-and-slab layer (:func:`is_spike_slab`).
-    """
-    return [(name, module) for name, module in model.named_modules() if is_spike_slab(module)]

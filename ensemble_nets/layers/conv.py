@@ -1,0 +1,231 @@
+# SPDX-License-Identifier: MIT
+"""Spike-and-slab convolutions, and the plain scaled convolution they are compared with.
+
+Every kernel entry of :class:`SpikeSlabConv2d` (and :class:`SpikeSlabConv1d`)
+is spike-and-slab: ``pi`` (probability the connection is ABSENT), ``m`` (slab
+mean) and ``xi`` (slab VARIANCE), each shaped like ``nn.Conv2d.weight``,
+``(out_channels, in_channels / groups, *kernel_size)``. The mean-field pass
+(DESIGN.md section 2, "Convolutions and any architecture")::
+
+    mu    = (1 - pi) m,   var_w = (1 - pi)(xi + pi m^2)
+    mean  = conv(x, mu),  var = conv(x^2, var_w) + floor
+    h     = (mean + sqrt(var) eps) / sqrt(fan_in) (+ bias),   fan_in = in_channels / groups * prod(kernel_size)
+
+with ``eps ~ N(0, 1)`` fresh per example, output channel and position.
+
+The one approximation: this local reparameterization treats output
+positions as independent, while a network sampled from q shares ONE kernel
+over all positions. The marginal of each output (one example, channel and
+position) is exact in mean and variance and, by the central limit over the
+fan_in products, close to Gaussian; the correlation between positions (and
+between examples of a batch) that a shared kernel induces is not
+reproduced. ``eval_mode="sample"`` and :func:`ensemble_nets.models.sample_network`
+apply real shared kernels.
+
+gBP is autograd through the pass above (two convolutions forward).
+
+To add a dimension: subclass :class:`SpikeSlabConvNd` binding ``_n_dims``,
+``_conv`` (the ``torch.nn.functional`` convolution) and ``_plain_type``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ensemble_nets.layers.base import REFERENCE_M_STD, SpikeSlabLayer
+
+__all__ = ["PADDING_MODES", "ScaledConv2d", "SpikeSlabConv1d", "SpikeSlabConv2d", "SpikeSlabConvNd"]
+
+#: Padding modes, as in ``nn.Conv2d``.
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _tuple(value, n: int, name: str) -> tuple[int, ...]:
+    values = (value,) * n if isinstance(value, int) else tuple(value)
+    if len(values) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
+    return values
+
+
+class SpikeSlabConvNd(SpikeSlabLayer):
+    """Shared base of the spike-and-slab convolutions; subclasses bind the dimension.
+
+    Arguments as ``nn.ConvNd`` (``bias`` defaults to False, as in the reference),
+    then the spike-and-slab options of :class:`~ensemble_nets.layers.base.SpikeSlabLayer`.
+    """
+
+    _n_dims: int
+    _conv = None  # torch.nn.functional.convNd
+    _plain_type: type[nn.Module]
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = False, *, padding_mode: str = "zeros",
+                 m_std: float = REFERENCE_M_STD, xi_max: float = 0.01, pi_init: float = 0.0, floor: float = 1e-8,
+                 eval_mode: str = "mean_field", decay_pi: bool = False, device=None, dtype=None) -> None:
+        n = self._n_dims
+        if in_channels < 1 or out_channels < 1 or groups < 1:
+            raise ValueError(f"in_channels, out_channels and groups must be >= 1, got "
+                             f"({in_channels}, {out_channels}, {groups})")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
+                             f"divisible by groups ({groups})")
+        kernel_size = _tuple(kernel_size, n, "kernel_size")
+        stride, dilation = _tuple(stride, n, "stride"), _tuple(dilation, n, "dilation")
+        if min(kernel_size + stride + dilation) < 1:
+            raise ValueError(f"kernel_size, stride and dilation must be >= 1, got {kernel_size}, {stride}, {dilation}")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
+            if padding == "same" and any(s != 1 for s in stride):
+                raise ValueError(f"padding='same' needs stride 1 (as in nn.Conv{n}d), got stride {stride}")
+        else:
+            padding = _tuple(padding, n, "padding")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
+        self.padding_mode = padding_mode
+        shape = (out_channels, in_channels // groups, *kernel_size)
+        fan_in = in_channels // groups * math.prod(kernel_size)
+        super().__init__(shape, fan_in, out_channels, bias, m_std=m_std, xi_max=xi_max, pi_init=pi_init,
+                         floor=floor, eval_mode=eval_mode, decay_pi=decay_pi, device=device, dtype=dtype)
+
+    @classmethod
+    def from_module(cls, module: nn.Module, *, init: str = "from_weights", xi_init: float = 0.0,
+                    **layer_kwargs) -> "SpikeSlabConvNd":
+        """The spike-and-slab counterpart of a trained ``nn.ConvNd`` (or :class:`ScaledConv2d`).
+
+        ``init="from_weights"``: pi = 0, xi = ``xi_init``, m = W sqrt(fan_in) (the 1/sqrt(fan_in)
+        convention folded in), bias copied; with ``xi_init=0`` the mean network computes
+        ``module`` exactly. ``init="reference"``: a fresh layer of the same geometry.
+        """
+        if not isinstance(module, cls._plain_type):
+            raise TypeError(f"{cls.__name__}.from_module takes an {cls._plain_type.__name__}, "
+                            f"got {type(module).__name__}")
+        if getattr(module, "output_padding", None) and any(module.output_padding) or \
+                getattr(module, "transposed", False):
+            raise TypeError(f"{cls.__name__}.from_module cannot convert a transposed convolution")
+        factory = {"device": module.weight.device, "dtype": module.weight.dtype}
+        layer = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
+                    module.dilation, module.groups, module.bias is not None, padding_mode=module.padding_mode,
+                    **factory, **layer_kwargs)
+        return layer._init_from(module, init, xi_init)
+
+    # -- the map ---------------------------------------------------------------------------
+    def _explicit_padding(self) -> tuple[int, ...]:
+        """F.pad's argument (last dimension first) for the non-zero padding modes."""
+        pads = []
+        for i in reversed(range(self._n_dims)):
+            if self.padding == "valid":
+                left = right = 0
+            elif self.padding == "same":
+                total = self.dilation[i] * (self.kernel_size[i] - 1)
+                left, right = total // 2, total - total // 2
+            else:
+                left = right = self.padding[i]
+            pads += [left, right]
+        return tuple(pads)
+
+    def _apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.padding_mode == "zeros":
+            return type(self)._conv(x, weight, None, self.stride, self.padding, self.dilation, self.groups)
+        x = F.pad(x, self._explicit_padding(), mode=self.padding_mode)  # pad(x)^2 = pad(x^2) for these modes
+        return type(self)._conv(x, weight, None, self.stride, 0, self.dilation, self.groups)
+
+    def _add_bias(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.bias.view(-1, *(1,) * self._n_dims)  # (C_out, 1, ..., 1) over (N, C_out, *spatial)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        n = self._n_dims
+        layout = "(N, C, " + ", ".join("HW"[-n:] if n <= 2 else [f"D{i}" for i in range(n)]) + ")"
+        if x.dim() == 2 and n >= 2:
+            raise ValueError(
+                f"{type(self).__name__} expects images {layout} with C={self.in_channels}, got flat inputs "
+                f"{tuple(x.shape)}; load images with load_dataset(..., shape=\"image\") or reshape them, "
+                f"e.g. x.view(-1, {self.in_channels}, 28, 28) for MNIST"
+            )
+        if x.dim() not in (n + 1, n + 2) or x.shape[-n - 1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs {layout} (or unbatched) with C={self.in_channels} "
+                f"channels, got shape {tuple(x.shape)}; check the channel count of the layer before"
+            )
+
+    def _plain_module(self, weight: torch.Tensor) -> nn.Module:
+        # skip_init: no Kaiming init, so building a copy never moves the global RNG
+        plain = nn.utils.skip_init(self._plain_type, self.in_channels, self.out_channels, self.kernel_size,
+                                   stride=self.stride, padding=self.padding, dilation=self.dilation,
+                                   groups=self.groups, bias=self.bias is not None, padding_mode=self.padding_mode,
+                                   device=weight.device, dtype=weight.dtype)
+        plain.weight.copy_(weight / math.sqrt(self.fan_in))
+        if self.bias is not None:
+            plain.bias.copy_(self.bias)
+        return plain
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
+                f"bias={self.bias is not None}, eval_mode={self.eval_mode!r}")
+
+
+class SpikeSlabConv2d(SpikeSlabConvNd):
+    """A 2-d convolution whose every kernel entry is spike-and-slab: an ensemble of ``nn.Conv2d``.
+
+    ``SpikeSlabConv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+    groups=1, bias=False, *, padding_mode, m_std, xi_max, pi_init, floor, eval_mode, decay_pi)``.
+    Inputs ``(N, C_in, H, W)``; parameters ``(C_out, C_in / groups, kH, kW)``. See the module docstring
+    for the pass and its one approximation.
+    """
+
+    _n_dims = 2
+    _conv = staticmethod(F.conv2d)
+    _plain_type = nn.Conv2d
+
+
+class SpikeSlabConv1d(SpikeSlabConvNd):
+    """A 1-d convolution whose every kernel entry is spike-and-slab: an ensemble of ``nn.Conv1d``.
+
+    Inputs ``(N, C_in, L)``; parameters ``(C_out, C_in / groups, k)``. Same options as :class:`SpikeSlabConv2d`.
+    """
+
+    _n_dims = 1
+    _conv = staticmethod(F.conv1d)
+    _plain_type = nn.Conv1d
+
+
+class ScaledConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose weight is applied as W / sqrt(fan_in): the plain baseline of :class:`SpikeSlabConv2d`.
+
+    With the same ``w_std`` as the ensemble's ``m_std`` it is a ``SpikeSlabConv2d`` frozen at
+    pi = xi = 0, so a plain CNN and an ensemble trained by the same optimizer compare on equal terms.
+    ``bias`` defaults to False (the reference has none).
+
+    :param float w_std: init std of W (default: the ensemble's reference sqrt(2/784)).
+    """
+
+    #: Parameters that receive weight decay.
+    decayed_parameters = ("weight",)
+    #: The forward divides the weight by sqrt(fan_in) (read by ``from_module`` conversions).
+    applies_fan_in_scale = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = False, *, padding_mode: str = "zeros", w_std: float = REFERENCE_M_STD,
+                 device=None, dtype=None) -> None:
+        if not (math.isfinite(w_std) and w_std >= 0):
+            raise ValueError(f"w_std must be finite and >= 0, got {w_std}")
+        self.w_std = w_std
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device=device, dtype=dtype)
+        self.fan_in = in_channels // groups * math.prod(self.kernel_size)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """W ~ N(0, w_std^2), bias = 0."""
+        self.weight.normal_(0.0, self.w_std)
+        if self.bias is not None:
+            self.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight / math.sqrt(self.fan_in), self.bias)
