@@ -10,8 +10,8 @@
 from ensemble_nets import analysis, data
 from ensemble_nets.data import Dataset, load_dataset
 from ensemble_nets.distributions import SpikeSlab
-from ensemble_nets.layers import ScaledLinear, SpikeSlabLinear, spike_slab_layers
-from ensemble_nets.models import MLP, EnsembleMLP, ModeMLP, build_model
+from ensemble_nets.layers import ScaledLinear, SpikeSlabConv1d, SpikeSlabConv2d, SpikeSlabLinear, spike_slab_layers
+from ensemble_nets.models import MLP, EnsembleMLP, ModeMLP, build_model, mean_network, sample_network, to_ensemble
 from ensemble_nets.training import ExperimentConfig, TrainConfig, evaluate, load_run, project_, train
 
 __version__ = "0.1.0"
@@ -24,6 +24,8 @@ __all__ = [
     "ModeMLP",
     "ScaledLinear",
     "SpikeSlab",
+    "SpikeSlabConv1d",
+    "SpikeSlabConv2d",
     "SpikeSlabLinear",
     "TrainConfig",
     "__version__",
@@ -33,7 +35,10 @@ __all__ = [
     "evaluate",
     "load_dataset",
     "load_run",
+    "mean_network",
     "project_",
+    "sample_network",
     "spike_slab_layers",
+    "to_ensemble",
     "train",
 ]

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from torch import nn
 
+from ensemble_nets.models.convert import mean_network, sample_network, to_ensemble
 from ensemble_nets.models.deep import DeepMLP
 from ensemble_nets.models.mdl import ModeMLP
 from ensemble_nets.models.mlp import ACTIVATIONS, MLP, EnsembleMLP, LayerStack
 
-__all__ = ["ACTIVATIONS", "DeepMLP", "EnsembleMLP", "LayerStack", "MLP", "MODEL_KINDS", "ModeMLP", "build_model"]
+__all__ = [
+    "ACTIVATIONS",
+    "DeepMLP",
+    "EnsembleMLP",
+    "LayerStack",
+    "MLP",
+    "MODEL_KINDS",
+    "ModeMLP",
+    "build_model",
+    "mean_network",
+    "sample_network",
+    "to_ensemble",
+]
 
 #: Registered model families by ``kind``.
 MODEL_KINDS: dict[str, type[nn.Module]] = {

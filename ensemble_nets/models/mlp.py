@@ -13,7 +13,6 @@ To add a model family: subclass :class:`LayerStack`, give it a ``kind`` and a
 """
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from ensemble_nets.layers import REFERENCE_M_STD, ScaledLinear, SpikeSlabLinear
+from ensemble_nets.models.convert import mean_network, replace_modules, sample_network
 
 __all__ = ["ACTIVATIONS", "EnsembleMLP", "LayerStack", "MLP"]
 
@@ -77,22 +77,24 @@ class LayerStack(nn.Sequential):
 
     def _plain_copy(self, weights: Sequence[torch.Tensor]) -> nn.Sequential:
         """``nn.Sequential`` of ``nn.Linear`` computing x -> W x / sqrt(N_in) (+ b) per layer."""
-        weights = iter(weights)
-        modules: list[nn.Module] = []
-        for module in self:
-            if _is_activation(module):
-                modules.append(copy.deepcopy(module))
-                continue
-            weight = next(weights)
-            # skip_init: no Kaiming init, so building a copy never moves the global RNG
-            plain = nn.utils.skip_init(nn.Linear, module.in_features, module.out_features,
-                                       bias=module.bias is not None, device=weight.device, dtype=weight.dtype)
-            with torch.no_grad():
-                plain.weight.copy_(weight / math.sqrt(module.in_features))
-                if module.bias is not None:
-                    plain.bias.copy_(module.bias)
-            modules.append(plain)
-        return nn.Sequential(*modules).train(self.training)
+        layers = self.linear_layers
+        if len(weights) != len(layers):
+            raise ValueError(f"{len(layers)} weights needed (one per layer), got {len(weights)}")
+        plain = {id(layer): _plain_linear(layer, weight) for layer, weight in zip(layers, weights)}
+        return replace_modules(self, plain, plain_containers=True)
+
+
+@torch.no_grad()
+def _plain_linear(layer: nn.Module, weight: torch.Tensor) -> nn.Linear:
+    if hasattr(layer, "plain_module"):  # spike-and-slab layers know their plain module
+        return layer.plain_module(weight)
+    # skip_init: no Kaiming init, so building a copy never moves the global RNG
+    plain = nn.utils.skip_init(nn.Linear, layer.in_features, layer.out_features, bias=layer.bias is not None,
+                               device=weight.device, dtype=weight.dtype)
+    plain.weight.copy_(weight / math.sqrt(layer.in_features))
+    if layer.bias is not None:
+        plain.bias.copy_(layer.bias)
+    return plain.train(layer.training)
 
 
 class EnsembleMLP(LayerStack):
@@ -130,15 +132,16 @@ class EnsembleMLP(LayerStack):
         for layer in self.linear_layers:
             layer.eval_mode = mode
 
-    @torch.no_grad()
     def sample_network(self, generator: torch.Generator | None = None) -> nn.Sequential:
-        """One member of the ensemble as plain ``nn.Linear`` layers (weights W ~ q, scaled by 1/sqrt(N_in))."""
-        return self._plain_copy([layer.sample_weight(generator) for layer in self.linear_layers])
+        """One member of the ensemble as plain ``nn.Linear`` layers (weights W ~ q, scaled by 1/sqrt(N_in)).
 
-    @torch.no_grad()
+        Same as :func:`ensemble_nets.models.sample_network` (``en.sample_network(model, generator)``).
+        """
+        return sample_network(self, generator)
+
     def mean_network(self) -> nn.Sequential:
-        """The mean network, weights (1 - pi) m / sqrt(N_in), as plain ``nn.Linear`` layers."""
-        return self._plain_copy([layer.weight for layer in self.linear_layers])
+        """The mean network, weights (1 - pi) m / sqrt(N_in), as plain ``nn.Linear`` layers (:func:`mean_network`)."""
+        return mean_network(self)
 
 
 class MLP(LayerStack):
