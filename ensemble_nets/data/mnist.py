@@ -11,12 +11,14 @@ Three sources, chosen by :func:`load_dataset`:
   IDX files are under ``root``, else on a stratified held-out part of the 5,000.
 - ``"auto"``: full MNIST when it can be had, else ``mnist5k``.
 
-Pixels are scaled to [0, 1] and flattened to 784 features, as in the reference.
+Pixels are scaled to [0, 1] and flattened to 784 features, as in the reference
+(``shape="flat"``), or kept as ``(1, 28, 28)`` images for convolutions (``shape="image"``).
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import tempfile
@@ -27,9 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["DATASETS", "Dataset", "find_mnist_file", "load_dataset", "read_idx"]
+__all__ = ["DATASETS", "SHAPES", "Dataset", "find_mnist_file", "load_dataset", "read_idx"]
 
 DATASETS = ("auto", "mnist", "mnist5k")
+#: Input layouts of :func:`load_dataset`: ``(n, 784)`` or ``(n, 1, 28, 28)``.
+SHAPES = {"flat": (784,), "image": (1, 28, 28)}
 _FILES = {
     "train_images": ("train-images-idx3-ubyte", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
     "train_labels": ("train-labels-idx1-ubyte", "d53e105ee54ea40749a09fcbcd1e9432"),
@@ -46,7 +50,8 @@ HELD_OUT_TEST = "held-out-from-mnist5k"
 class Dataset:
     """A classification data set held as tensors.
 
-    :param x_train: ``(n_train, n_features)`` float inputs.
+    :param x_train: ``(n_train, ...)`` float inputs of any shape per example: ``(n, n_features)``
+        for an MLP, ``(n, channels, height, width)`` for a CNN.
     :param y_train: ``(n_train,)`` integer labels in ``[0, n_classes)``.
     :param x_test, y_test: likewise for the test set.
     :param name: ``"mnist"`` or ``"mnist5k"`` (what was actually loaded).
@@ -66,9 +71,9 @@ class Dataset:
     def __post_init__(self) -> None:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if x.dim() != 2 or y.dim() != 1 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
+            if x.dim() < 2 or y.dim() != 1 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
                 raise ValueError(
-                    f"{split} split: expected x of shape (n, n_features) and y of shape (n,) with n > 0, "
+                    f"{split} split: expected x of shape (n, ...) and y of shape (n,) with n > 0, "
                     f"got x {tuple(x.shape)} and y {tuple(y.shape)}"
                 )
             if not torch.isfinite(x).all():
@@ -76,8 +81,9 @@ class Dataset:
             if y.dtype != torch.int64 or y.min() < 0 or y.max() >= self.n_classes:
                 raise ValueError(f"{split} labels must be int64 in [0, {self.n_classes}), got {y.dtype} "
                                  f"in [{y.min().item()}, {y.max().item()}]; convert with y.long()")
-        if self.x_train.shape[1] != self.x_test.shape[1]:
-            raise ValueError(f"train and test have different widths: {self.x_train.shape[1]} vs {self.x_test.shape[1]}")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ValueError(f"train and test inputs have different shapes: {tuple(self.x_train.shape[1:])} vs "
+                             f"{tuple(self.x_test.shape[1:])}")
 
     @property
     def n_train(self) -> int:
@@ -89,7 +95,21 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
-        return self.x_train.shape[1]
+        """Numbers per example (784 for MNIST, flat or image)."""
+        return self.x_train[0].numel()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example: ``(784,)`` flat, ``(1, 28, 28)`` as images."""
+        return tuple(self.x_train.shape[1:])
+
+    def reshape(self, *input_shape: int) -> "Dataset":
+        """The same data with each example reshaped to ``input_shape`` (a view), e.g. ``reshape(1, 28, 28)``."""
+        if math.prod(input_shape) != self.n_features:
+            raise ValueError(f"cannot reshape examples of {self.n_features} numbers {self.input_shape} "
+                             f"to {input_shape}")
+        return replace(self, x_train=self.x_train.reshape(self.n_train, *input_shape),
+                       x_test=self.x_test.reshape(self.n_test, *input_shape))
 
     def to(self, device, dtype: torch.dtype | None = None) -> "Dataset":
         """The same data on ``device`` (the whole set moves at once: MNIST fits); inputs cast to ``dtype``."""
@@ -250,8 +270,8 @@ def _load_mnist5k(root, holdout: int, seed: int) -> Dataset:
 
 
 def load_dataset(name: str = "auto", root: str | os.PathLike | None = "data", *, download: bool = True,
-                 holdout: int = 1000, seed: int = 0) -> Dataset:
-    """Load MNIST as CPU tensors (pixels in [0, 1], shape ``(n, 784)``).
+                 holdout: int = 1000, seed: int = 0, shape: str = "flat") -> Dataset:
+    """Load MNIST as CPU tensors (pixels in [0, 1], shape ``(n, 784)`` or ``(n, 1, 28, 28)``).
 
     :param name: ``"auto"``, ``"mnist"`` or ``"mnist5k"`` (see the module docstring).
     :param root: folder with the IDX files (directly or in ``MNIST/raw``); downloads go to ``root/MNIST/raw``.
@@ -259,17 +279,20 @@ def load_dataset(name: str = "auto", root: str | os.PathLike | None = "data", *,
         environment variable ``ENSEMBLE_NETS_OFFLINE`` is set).
     :param holdout: for ``mnist5k`` without the official test set: how many of the 5,000 to hold out.
     :param seed: seed of that held-out split.
+    :param shape: ``"flat"`` (784 features, for MLPs) or ``"image"`` (1 x 28 x 28, for convolutions).
     """
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {tuple(SHAPES)}, got {shape!r}")
     if name == "mnist":
-        return _load_full(root, download)
+        return _load_full(root, download).reshape(*SHAPES[shape])
     if name == "mnist5k":
-        return _load_mnist5k(root, holdout, seed)
+        return _load_mnist5k(root, holdout, seed).reshape(*SHAPES[shape])
     try:
-        return _load_full(root, download)
+        return _load_full(root, download).reshape(*SHAPES[shape])
     except FileNotFoundError:
         data = _load_mnist5k(root, holdout, seed)
         offline = not download or os.environ.get("ENSEMBLE_NETS_OFFLINE")
         why = "not found" + (" (downloads disabled)" if offline else " and could not be downloaded")
-        return replace(data, note=f"auto: full MNIST {why} under {root}; using {data.note}")
+        return replace(data, note=f"auto: full MNIST {why} under {root}; using {data.note}").reshape(*SHAPES[shape])

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Test-time numbers of a model, ensemble or plain.
 
-For an ensemble (a model with ``sample_network``) three views of accuracy::
+For an ensemble (any model holding spike-and-slab layers) three views of accuracy::
 
     mean_field   the noisy mean-field pass the network was trained with
     mean         the noiseless mean network, weights (1 - pi) m
@@ -17,56 +17,87 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
+
+from ensemble_nets.layers import spike_slab_layers
+from ensemble_nets.models.convert import mean_network, sample_network
 
 __all__ = ["accuracy", "evaluate"]
 
 
-@torch.no_grad()
-def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 10_000) -> tuple[float, float]:
-    """``(accuracy, mean cross-entropy)`` of ``net`` on ``(x, y)``, in batches."""
-    correct, loss = 0, 0.0
+def _batches(x, y, batch_size: int, device=None, dtype=None):
+    """``(inputs, labels)`` batches of tensors ``(x, y)``, or of a DataLoader ``x`` (``y`` None) moved to
+    ``device`` (inputs cast to ``dtype``)."""
+    if isinstance(x, DataLoader):
+        if y is not None:
+            raise ValueError("pass y=None with a DataLoader: its batches carry the labels")
+        for xb, yb in x:
+            yield xb.to(device, dtype, non_blocking=True), yb.to(device, non_blocking=True)
+        return
     for start in range(0, x.shape[0], batch_size):
-        logits = net(x[start:start + batch_size])
-        target = y[start:start + batch_size]
-        correct += (logits.argmax(-1) == target).sum().item()
-        loss += F.cross_entropy(logits, target, reduction="sum").item()
-    return correct / x.shape[0], loss / x.shape[0]
+        yield x[start:start + batch_size], y[start:start + batch_size]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n_networks: int = 10, seed: int = 0,
+def accuracy(net: nn.Module, x, y, batch_size: int = 10_000) -> tuple[float, float]:
+    """``(accuracy, mean cross-entropy)`` of ``net`` on ``(x, y)``, in batches.
+
+    :param x: ``(N, ...)`` inputs, or a ``DataLoader`` of ``(inputs, labels)`` batches (then ``y=None``;
+        batches are moved to the device of ``net``'s parameters).
+    """
+    param = next(net.parameters()) if isinstance(x, DataLoader) else None
+    device, dtype = (param.device, param.dtype) if param is not None else (None, None)
+    correct, loss, n = 0, 0.0, 0
+    for xb, yb in _batches(x, y, batch_size, device, dtype):
+        logits = net(xb)
+        correct += (logits.argmax(-1) == yb).sum().item()
+        loss += F.cross_entropy(logits, yb, reduction="sum").item()
+        n += yb.shape[0]
+    return correct / n, loss / n
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x, y, *, n_networks: int = 10, seed: int = 0,
              batch_size: int = 10_000) -> dict[str, float]:
     """Accuracy (and loss) of the mean-field pass, the mean network and ``n_networks`` sampled networks.
 
-    Runs in eval mode and restores the previous mode; its randomness comes from
-    ``seed`` alone, so evaluating never shifts the training run's random stream.
+    Works for any model: one that holds spike-and-slab layers (:func:`spike_slab_layers`) is
+    an ensemble; any other is plain. Runs in eval mode and restores the previous mode and the
+    layers' ``eval_mode``; its randomness comes from ``seed`` alone, so evaluating never shifts
+    the training run's random stream.
+
+    :param x: ``(N, ...)`` test inputs, or a ``DataLoader`` of ``(inputs, labels)`` (then ``y=None``).
     """
     was_training = model.training
-    model.eval()
-    devices = [x.device] if x.device.type == "cuda" else []
+    device = x.device if isinstance(x, torch.Tensor) else next(model.parameters()).device
+    devices = [device] if device.type == "cuda" else []
+    layers = [layer for _, layer in spike_slab_layers(model)]
     try:
         with torch.random.fork_rng(devices=devices):
             torch.random.default_generator.manual_seed(seed)
-            for device in devices:  # only the devices fork_rng restores
-                with torch.cuda.device(device):
+            for dev in devices:  # only the devices fork_rng restores
+                with torch.cuda.device(dev):
                     torch.cuda.manual_seed(seed)
-            if not hasattr(model, "sample_network"):
-                if any(hasattr(m, "sample_weight") for m in model.modules()):
-                    raise TypeError(f"{type(model).__name__} holds spike-and-slab layers but no sample_network(); "
-                                    f"build it as en.EnsembleMLP, or evaluate its members yourself")
+            if not layers:
+                model.eval()
                 acc, loss = accuracy(model, x, y, batch_size)
                 return {"acc_mean_field": acc, "loss_mean_field": loss, "acc_mean": acc,
                         "acc_sampled_mean": acc, "acc_sampled_std": 0.0}
-            previous_mode, model.eval_mode = model.eval_mode, "mean_field"
+            previous_modes = [layer.eval_mode for layer in layers]
             try:
+                for layer in layers:
+                    layer.eval_mode = "mean_field"
+                model.eval()
                 acc_mf, loss_mf = accuracy(model, x, y, batch_size)
             finally:
-                model.eval_mode = previous_mode
-            acc_mean, _ = accuracy(model.mean_network(), x, y, batch_size)
-            generator = torch.Generator(device=x.device).manual_seed(seed)
-            sampled = [accuracy(model.sample_network(generator), x, y, batch_size)[0] for _ in range(n_networks)]
+                for layer, mode in zip(layers, previous_modes):
+                    layer.eval_mode = mode
+            acc_mean, _ = accuracy(mean_network(model), x, y, batch_size)
+            generator = torch.Generator(device=device).manual_seed(seed)
+            sampled = [accuracy(sample_network(model, generator), x, y, batch_size)[0] for _ in range(n_networks)]
     finally:
-        model.train(was_training)
+        with torch.random.fork_rng(devices=devices):  # eval_mode="sample" layers draw when entering eval
+            model.train(was_training)
     mean = sum(sampled) / len(sampled)
     std = math.sqrt(sum((a - mean) ** 2 for a in sampled) / max(len(sampled) - 1, 1))
     return {"acc_mean_field": acc_mf, "loss_mean_field": loss_mf, "acc_mean": acc_mean,

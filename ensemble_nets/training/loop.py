@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ensemble_nets.data import Dataset
@@ -105,9 +106,14 @@ class TrainResult:
     summary: dict  # as in summary.json
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-                batch_size: int, generator: torch.Generator, elbo: Elbo | None = None) -> dict[str, float]:
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor | DataLoader,
+                y: torch.Tensor | None, batch_size: int, generator: torch.Generator,
+                elbo: Elbo | None = None) -> dict[str, float]:
     """One pass over ``(x, y)`` in a fresh random order.
+
+    ``x`` is ``(n, ...)`` (any shape per example) with labels ``y``, shuffled by ``generator``
+    and cut into ``batch_size`` batches; or a ``DataLoader`` of ``(inputs, labels)`` batches
+    (then ``y`` is None, the loader shuffles, and each batch moves to the model's device).
 
     Returns ``train_loss``, ``train_acc`` and ``projected`` (entries moved by the
     projection); with ``elbo``, the loss is cross-entropy + KL / n_train and the
@@ -115,15 +121,23 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     means over the epoch, like the loss).
     """
     model.train()
-    n = x.shape[0]
-    order = torch.randperm(n, generator=generator).to(x.device)
-    x, y = x[order], y[order]  # one gather per epoch; batches are then contiguous views
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    moved = torch.zeros((), dtype=torch.long, device=x.device)
-    kl_sum = torch.zeros((), device=x.device)
-    for start in range(0, n, batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+    if isinstance(x, DataLoader):
+        device = next(model.parameters()).device
+        dtype = next(model.parameters()).dtype
+        batches = ((xb.to(device, dtype, non_blocking=True), yb.to(device, non_blocking=True)) for xb, yb in x)
+    else:
+        device = x.device
+        order = torch.randperm(x.shape[0], generator=generator).to(x.device)
+        x, y = x[order], y[order]  # one gather per epoch; batches are then contiguous views
+        batches = ((x[start:start + batch_size], y[start:start + batch_size])
+                   for start in range(0, x.shape[0], batch_size))
+    n = 0
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    moved = torch.zeros((), dtype=torch.long, device=device)
+    kl_sum = torch.zeros((), device=device)
+    for xb, yb in batches:
+        n += yb.shape[0]
         logits = model(xb)
         loss = F.cross_entropy(logits, yb)
         if elbo is not None:
@@ -133,9 +147,9 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        moved += project_(model).to(x.device)
+        moved += project_(model).to(device)
         if elbo is not None:
-            moved += elbo.project_(model).to(x.device)
+            moved += elbo.project_(model).to(device)
         loss_sum += loss.detach() * len(yb)
         correct += (logits.detach().argmax(-1) == yb).sum()
     stats = {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n, "projected": int(moved.item())}
@@ -195,12 +209,20 @@ def _summarize(history: list[dict], data: Dataset, model: nn.Module, config: Tra
     }
 
 
-def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *, run_dir=None,
-          resume: bool = False, progress: bool = True, extra_config: dict | None = None) -> TrainResult:
+def train(model: nn.Module, data: Dataset | DataLoader, config: TrainConfig | None = None, *,
+          test_data: Dataset | DataLoader | None = None, run_dir=None, resume: bool = False, progress: bool = True,
+          extra_config: dict | None = None) -> TrainResult:
     """Train ``model`` on ``data``; with ``run_dir``, write a run folder and checkpoint every epoch.
 
-    :param model: an ensemble or plain model (anything in :mod:`ensemble_nets.models`).
-    :param data: a :class:`~ensemble_nets.data.Dataset`; moved to the device whole.
+    :param model: any ``nn.Module`` that maps a batch of inputs to logits: an ensemble (any model
+        holding spike-and-slab layers, e.g. from :func:`~ensemble_nets.models.to_ensemble`) or a plain
+        one. Its layers' ``project_`` runs after every step, their ``decayed_parameters`` choose the decay.
+    :param data: a :class:`~ensemble_nets.data.Dataset` of any input shape, moved to the device whole;
+        or, for data too large for the device, a ``torch.utils.data.DataLoader`` of ``(inputs, labels)``
+        training batches (it shuffles and sets the batch size; ``config.batch_size`` is then unused;
+        each batch moves to the device as it comes). Resume is exact for a ``Dataset`` and for a
+        loader whose shuffling draws from torch's global generator (the default ``shuffle=True``).
+    :param test_data: with a ``DataLoader`` only: the test set, a ``DataLoader`` or a ``Dataset``.
     :param config: the loop's knobs (:class:`TrainConfig`).
     :param run_dir: folder for config.json, metrics.csv, checkpoint.pt and summary.json.
     :param resume: continue the run in ``run_dir`` from its checkpoint (exact on CPU).
@@ -209,14 +231,20 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
+    if isinstance(data, DataLoader):
+        data = _LoaderData(data, test_data)
+    elif test_data is not None:
+        raise ValueError("test_data is for training from a DataLoader; a Dataset carries its own test split")
+    elif not isinstance(data, Dataset):
+        raise TypeError(f"data must be an ensemble_nets Dataset or a torch DataLoader, got {type(data).__name__}")
     sizes = getattr(model, "sizes", None)
-    if sizes is not None and sizes[0] != data.n_features:
-        raise ValueError(f"model input width {sizes[0]} does not match the data's {data.n_features} features")
+    _check_inputs(model, data, sizes)
     if sizes is not None and sizes[-1] < data.n_classes:
         raise ValueError(f"model has {sizes[-1]} outputs but the data have {data.n_classes} classes")
     model.to(device)
     dtype = next(model.parameters()).dtype
     data = data.to(device, dtype)
+    _check_forward(model, data, device)
     optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay,
                                decay=config.decay, decoupled=config.decoupled_decay)
     shuffle = torch.Generator().manual_seed(config.seed)
@@ -243,7 +271,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
                     f"cannot resume {run}: it was trained on {payload['data']}, not on {data.fingerprint()}; "
                     f"resume with the same data set and data root"
                 )
-            model.load_state_dict(model_from_checkpoint(payload, str(checkpoint)).state_dict())
+            _restore_model(model, payload, checkpoint)
             optimizer.load_state_dict(payload["optimizer"])
             _set_rng_state(payload["rng"], shuffle, device)
             history, wall_before = list(payload["history"]), float(payload["wall_seconds"])
@@ -312,3 +340,90 @@ def _check_resumable(payload: dict, model: nn.Module, config: TrainConfig, path:
         changed = sorted(k for k in current if stored.get(k) != current[k])
         raise ValueError(f"cannot resume {path}: training options changed ({', '.join(changed)}); "
                          f"only epochs and device may differ from the original run")
+
+
+class _LoaderData:
+    """A training ``DataLoader`` and its test set, with the attributes the loop reads of a ``Dataset``."""
+
+    test_source = "test_data"
+
+    def __init__(self, train_loader: DataLoader, test_data: Dataset | DataLoader | None) -> None:
+        if test_data is None:
+            raise ValueError("training from a DataLoader needs test_data=: a DataLoader of test batches or a Dataset")
+        if not isinstance(test_data, (Dataset, DataLoader)):
+            raise TypeError(f"test_data must be a DataLoader or a Dataset, got {type(test_data).__name__}")
+        self.x_train, self.y_train = train_loader, None
+        self.test = test_data
+        self.x_test, self.y_test = (test_data, None) if isinstance(test_data, DataLoader) else (
+            test_data.x_test, test_data.y_test)
+        self.name = getattr(train_loader.dataset, "name", type(train_loader.dataset).__name__)
+        self.n_classes = test_data.n_classes if isinstance(test_data, Dataset) else 0
+        self.note = f"DataLoader over {self.name} (batch size {train_loader.batch_size})"
+
+    @property
+    def n_train(self) -> int:
+        return len(self.x_train.dataset)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.x_test.dataset) if isinstance(self.x_test, DataLoader) else self.x_test.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.example().numel()
+
+    def example(self) -> torch.Tensor:
+        """One training input (no shuffling, no random draw)."""
+        return torch.as_tensor(self.x_train.dataset[0][0])
+
+    def to(self, device, dtype=None) -> "_LoaderData":
+        if isinstance(self.test, Dataset):  # a test set given as tensors lives on the device; batches move later
+            self.x_test, self.y_test = self.x_test.to(device, dtype), self.y_test.to(device)
+        return self
+
+    def fingerprint(self) -> dict:
+        return {"name": self.name, "n_train": self.n_train, "n_test": self.n_test, "test_source": self.test_source}
+
+
+def _check_inputs(model: nn.Module, data, sizes) -> None:
+    """An MLP (a model with ``sizes``) needs flat inputs of width sizes[0]: say how to get them."""
+    if sizes is None:
+        return
+    shape = tuple(data.example().shape) if isinstance(data, _LoaderData) else data.input_shape
+    if len(shape) != 1:
+        raise ValueError(f"{type(model).__name__} takes flat inputs of width {sizes[0]}, but the data's examples "
+                         f"have shape {shape}; load them flat (load_dataset(..., shape=\"flat\")) or flatten "
+                         f"them (x.flatten(1)), or train a convolutional model (e.g. --model cnn)")
+    if shape[0] != sizes[0]:
+        raise ValueError(f"model input width {sizes[0]} does not match the data's {shape[0]} features")
+
+
+def _check_forward(model: nn.Module, data, device: torch.device) -> None:
+    """Run the model on one training example before anything is written; clear error if it does not fit."""
+    example = (data.example().to(device) if isinstance(data, _LoaderData) else data.x_train[0])[None]
+    was_training = model.training
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+            model.eval()
+            model(example.to(next(model.parameters()).dtype))
+    except (ValueError, RuntimeError) as err:
+        raise ValueError(f"{type(model).__name__} does not accept the data's inputs (one example: shape "
+                         f"{tuple(example.shape[1:])}): {err}") from err
+    finally:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            model.train(was_training)
+
+
+def _restore_model(model: nn.Module, payload: dict, checkpoint: Path) -> None:
+    """Load a checkpoint's parameters into ``model`` (rebuilt from model_args when it has a registered kind)."""
+    if payload.get("model_args", {}).get("kind") is not None:
+        model.load_state_dict(model_from_checkpoint(payload, str(checkpoint)).state_dict())
+        return
+    try:  # a model of the user's own class: its state dict must fit
+        model.load_state_dict(payload["model"])
+    except RuntimeError as err:
+        raise ValueError(f"{checkpoint}: parameters do not fit this {type(model).__name__} ({err}); "
+                         f"resume with the same architecture") from err
+    for name, module in model.named_modules():
+        if hasattr(module, "check_constraints"):
+            module.check_constraints()
