@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ensemble_nets.models.cnn import CNN, EnsembleCNN
 from ensemble_nets.models.convert import mean_network, sample_network, to_ensemble
 from ensemble_nets.models.deep import DeepMLP
 from ensemble_nets.models.mdl import ModeMLP
@@ -11,7 +12,9 @@ from ensemble_nets.models.mlp import ACTIVATIONS, MLP, EnsembleMLP, LayerStack
 
 __all__ = [
     "ACTIVATIONS",
+    "CNN",
     "DeepMLP",
+    "EnsembleCNN",
     "EnsembleMLP",
     "LayerStack",
     "MLP",
@@ -26,6 +29,7 @@ __all__ = [
 #: Registered model families by ``kind``.
 MODEL_KINDS: dict[str, type[nn.Module]] = {
     EnsembleMLP.kind: EnsembleMLP, MLP.kind: MLP, ModeMLP.kind: ModeMLP, DeepMLP.kind: DeepMLP,
+    EnsembleCNN.kind: EnsembleCNN, CNN.kind: CNN,
 }
 
 

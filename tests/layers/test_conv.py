@@ -16,6 +16,15 @@ from ensemble_nets.layers import (
     spike_slab_layers,
 )
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: small convolutions on a shared, busy CPU run several times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 GEOMETRIES = [  # (stride, padding, dilation, groups, padding_mode)
     (1, 0, 1, 1, "zeros"),
     (2, 1, 1, 1, "zeros"),

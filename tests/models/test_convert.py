@@ -9,6 +9,15 @@ from ensemble_nets.layers import SpikeSlabConv2d, SpikeSlabLinear, is_spike_slab
 from ensemble_nets.models import MLP, EnsembleMLP, mean_network, sample_network, to_ensemble
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: small convolutions on a shared, busy CPU run several times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 class Residual(nn.Module):
     def __init__(self, channels):
         super().__init__()
