@@ -18,6 +18,10 @@ Examples::
     # mode decomposition learning with P = 30 shared modes (the reference MDL protocol: --protocol mdl-reference)
     python experiments/run_mnist.py --data-root ../shared/data/mnist --model mdl --n-modes 30 --lr 0.01
 
+    # the LeNet-style CNN ensemble on images, and its plain baseline (same trainer and budget)
+    python experiments/run_mnist.py --data-root ../shared/data/mnist --protocol cnn
+    python experiments/run_mnist.py --data-root ../shared/data/mnist --protocol cnn-plain
+
     # continue an interrupted run (its stored configuration; only --epochs and --device may change)
     python experiments/run_mnist.py --out runs/default-ensemble-s0 --resume
 
@@ -56,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--n-test", type=positive_int, help="use only the first N test examples (quick checks)")
     model = p.add_argument_group("model")
     model.add_argument("--model", choices=sorted(MODEL_KINDS),
-                       help="ensemble (spike-and-slab), mlp (plain) or mdl (modes)")
+                       help="ensemble (spike-and-slab), mlp (plain), mdl (modes); cnn / cnn-plain (LeNet-style, images)")
     model.add_argument("--sizes", type=positive_int, nargs="+", metavar="N", help="widths, e.g. 784 100 100 10")
     model.add_argument("--activation", help="hidden nonlinearity (relu, tanh, identity)")
     model.add_argument("--m-std", type=non_negative_float, help="init std of m (of W for mlp)")
@@ -136,7 +140,8 @@ def main(argv=None) -> dict:
     out = args.out or Path("runs") / f"{protocol}-{config.model}-s{config.train.seed}"
 
     try:
-        data = en.load_dataset(config.dataset, config.data_root, download=config.download)
+        data = en.load_dataset(config.dataset, config.data_root, download=config.download,
+                               shape=getattr(MODEL_KINDS[config.model], "data_shape", "flat"))
         if config.n_train is not None and config.n_train < data.n_train:
             data = data.subset(n_train=config.n_train)
         elif config.n_train is not None and config.n_train > data.n_train:

@@ -51,6 +51,8 @@ class ConvStack(nn.Sequential):
     """
 
     kind = "convstack"
+    #: The data layout it takes (``load_dataset(..., shape=data_shape)``).
+    data_shape = "image"
 
     def __init__(self, input_shape: Sequence[int], channels: Sequence[int], hidden: int, n_classes: int,
                  kernel_size: int, padding: int, make_conv: Callable[..., nn.Module],
