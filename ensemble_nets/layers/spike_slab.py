@@ -20,6 +20,12 @@ numbers (the tests check both against each other and against ``gradcheck``).
 
 Shapes: parameters ``(out_features, in_features)`` as in ``nn.Linear``;
 inputs ``(..., in_features)``; outputs ``(..., out_features)``.
+
+Parameters, init, projection, the law q, eval modes and ``moments`` come from
+:class:`~ensemble_nets.layers.base.SpikeSlabLayer`, shared with the
+convolutions (:mod:`ensemble_nets.layers.conv`); this module adds the matrix
+product and its hand-written gBP. ``is_spike_slab`` and ``spike_slab_layers``
+live in ``base`` and are re-exported here.
 """
 from __future__ import annotations
 

@@ -151,3 +151,17 @@ def test_bad_input_raises_clear_errors(net):
         sample_network(net)
     with pytest.raises(ValueError, match="no spike-and-slab layers"):
         mean_network(net)
+
+
+def test_plain_cnn_converts_exactly_and_ensemble_cnn_members_are_plain():
+    from ensemble_nets.models import CNN, EnsembleCNN
+
+    plain = CNN(channels=(2, 3), hidden=5)  # ScaledConv2d / ScaledLinear: already on the scale of m
+    x = torch.rand(4, 1, 28, 28)
+    ensemble = to_ensemble(plain, init="from_weights")
+    assert isinstance(ensemble[0], SpikeSlabConv2d) and (mean_network(ensemble)(x) - plain(x)).abs().max() <= 1e-5
+    model = EnsembleCNN(channels=(2, 3), hidden=5)
+    member = model.sample_network(torch.Generator().manual_seed(0))
+    assert type(member) is nn.Sequential and type(member[0]) is nn.Conv2d and type(member[7]) is nn.Linear
+    model.eval_mode = "mean"
+    assert torch.allclose(model.eval()(x), model.mean_network()(x), atol=1e-5)
