@@ -137,3 +137,12 @@ def test_converted_model_evaluates_and_keeps_the_global_stream(images):
     assert torch.equal(torch.randn(3), expected)
     assert set(result) == {"acc_mean_field", "loss_mean_field", "acc_mean", "acc_sampled_mean", "acc_sampled_std"}
     assert result["acc_sampled_std"] > 0 and model.training
+
+
+def test_eval_batch_size_is_validated_and_used(images):
+    with pytest.raises(ValueError, match="eval_batch_size"):
+        en.TrainConfig(eval_batch_size=0)
+    result = en.train(CNN(channels=(2, 3), hidden=8), images,
+                      en.TrainConfig(**{**CONFIG, "epochs": 1, "eval_batch_size": 7}), progress=False)
+    expected = en.evaluate(result.model, images.x_test, images.y_test, n_networks=2)["acc_mean"]
+    assert result.history[0]["test_acc_mean"] == pytest.approx(expected)
