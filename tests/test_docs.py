@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]
 README_MAX_LINES = 250
+PAGE_CPU_SECONDS = 30  # per page; the whole docs test stays near a minute
 
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
 _NO_TEST = re.compile(r"^\s*<!--\s*no-test\b")
@@ -137,7 +139,7 @@ def test_mkdocs_build_strict(tmp_path):
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(ROOT).as_posix() for p in PAGES])
-def test_python_blocks_run(page, tmp_path, monkeypatch):
+def test_python_blocks_run(page, tmp_path, monkeypatch, request):
     """The page's Python blocks, run in order in one namespace, as a reader would paste them."""
     blocks = [b for b in python_blocks(page) if not b.skipped]
     if not blocks:
@@ -145,16 +147,19 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ENSEMBLE_NETS_OFFLINE", "1")  # never download full MNIST
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the blocks are tiny: on a shared CPU, more threads only spin against each other
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
     namespace: dict = {"__name__": "__docs__"}
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: what the blocks cost, whatever else loads the machine
     for block in blocks:
         try:
             exec(compile(block.code, f"{block.page}:{block.line}", "exec"), namespace)
         except Exception as err:
             raise AssertionError(f"the Python block at {block.page}:{block.line} fails as written: "
                                  f"{type(err).__name__}: {err}") from err
-    elapsed = time.perf_counter() - started
-    assert elapsed < 60, f"{page.name}'s blocks take {elapsed:.0f} s; shrink their budgets"
+    elapsed = time.process_time() - started
+    assert elapsed < PAGE_CPU_SECONDS, f"{page.name}'s blocks take {elapsed:.0f} CPU s; shrink their budgets"
 
 
 def test_no_test_blocks_say_why():
