@@ -170,3 +170,20 @@ def test_no_test_blocks_say_why():
                 lines = page.read_text().split("\n")[: block.line - 1]
                 comment = next(line for line in reversed(lines) if line.strip())
                 assert re.match(r"^\s*<!--\s*no-test:\s*\S", comment), f"{block.page}:{block.line}: say why, <!-- no-test: ... -->"
+
+
+def test_tables_have_as_many_cells_as_their_header():
+    """A '|' inside a cell (``||W||_2``) splits it in two unless escaped as ``\\|``: the table then breaks."""
+    bad = []
+    for page in PAGES:
+        header_cells = None
+        for number, line in enumerate(page.read_text().split("\n"), start=1):
+            if not line.startswith("|"):
+                header_cells = None
+                continue
+            cells = len(re.findall(r"(?<!\\)\|", line))
+            if header_cells is None:
+                header_cells = cells
+            elif cells != header_cells:
+                bad.append(f"{page.relative_to(ROOT).as_posix()}:{number}")
+    assert not bad, f"table rows whose cell count differs from the header's (escape '|' as '\\|'): {bad}"
