@@ -92,8 +92,12 @@ class _Stale(Exception):
 
 
 def _read(path: Path, fingerprint: str) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as stored:
-        arrays = {key: stored[key] for key in stored.files}
+    with open(path, "rb") as f:  # our own handle: np.load leaks its own when the zip is truncated
+        stored = np.load(f, allow_pickle=False)
+        if not isinstance(stored, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with stored:
+            arrays = {key: stored[key] for key in stored.files}
     missing = [key for key in _META if key not in arrays]
     if missing:
         raise ValueError(f"no {', '.join(missing)} entry")
