@@ -7,7 +7,7 @@ A run folder holds::
     metrics.csv      one row per epoch
     checkpoint.pt    model, optimizer and RNG states, history: enough to resume exactly
     summary.json     best and final numbers, data provenance, wall time, device
-    .lock            who trains in the folder now (see below)
+    .lock            while a process trains in the folder: which one (see below)
 
 Every file is written to a temporary name in the same folder and moved into
 place with ``os.replace``, so an interrupted write never leaves a half file
@@ -19,7 +19,7 @@ One process trains in a folder at a time: :class:`RunLock` takes an exclusive
 does) and writes its PID, host and start time there; a second process refuses
 at once with :class:`RunFolderLocked`, naming them. The operating system drops
 the lock when its process exits or is killed, so an interrupted run can always
-be resumed. Where ``fcntl`` is missing, ``msvcrt.locking`` (Windows) does the
+be resumed; a clean exit also deletes ``.lock``. Where ``fcntl`` is missing, ``msvcrt.locking`` (Windows) does the
 same; where neither works, the run goes on unlocked, with a warning.
 """
 from __future__ import annotations
@@ -180,37 +180,52 @@ class RunFolderLocked(FileExistsError):
 class RunLock:
     """An exclusive lock on a run folder, held from :meth:`acquire` to :meth:`release` or the process's end.
 
-    Use as ``with RunLock(run_dir): ...``. The lock file ``run_dir/.lock`` stays behind (deleting it
-    would let two processes lock two different files); it holds ``pid=... host=... since=...`` of the
-    holder while the lock is held, and nothing after.
+    Use as ``with RunLock(run_dir): ...``. While held, ``run_dir/.lock`` names the holder
+    (``pid=... host=... since=...``). :meth:`release` deletes it, and the folder too when the lock
+    created it and nothing else was written there (a run refused for bad options leaves nothing).
+    A killed process leaves its ``.lock`` behind, unlocked: the next run takes it over.
     """
 
     _MSVCRT_BYTE = 1 << 20  # msvcrt locks a byte range: one far past the note, which stays readable
+    _ATTEMPTS = 20  # the lock file was deleted under us this many times in a row: give up
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK
         self._fd: int | None = None
+        self._made_folder = False
 
     def acquire(self) -> "RunLock":
         """Take the lock, or raise :class:`RunFolderLocked` naming the holder; never waits."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this RunLock")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # no O_TRUNC: the holder's note stays
-        try:
-            locked = self._try_lock(fd)
-        except BaseException:
+        for _ in range(self._ATTEMPTS):
+            made = not self.run_dir.is_dir()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # no O_TRUNC: the holder's note stays
+            except FileNotFoundError:  # the folder went away between mkdir and open (a releasing holder)
+                continue
+            try:
+                locked = self._try_lock(fd)
+                # A holder deletes the file before unlocking it: a lock on a deleted file is no lock.
+                current = locked and _same_file(fd, self.path)
+            except BaseException:
+                os.close(fd)
+                raise
+            if not locked:
+                os.close(fd)
+                raise RunFolderLocked(
+                    f"run folder {self.run_dir} is in use by another training process ({self._holder()}); wait "
+                    f"for it to finish or stop it, or choose another output folder. Its lock ({self.path}) is "
+                    f"released when that process exits, so the run can then be resumed"
+                )
+            if current:
+                break
             os.close(fd)
-            raise
-        if not locked:
-            os.close(fd)
-            raise RunFolderLocked(
-                f"run folder {self.run_dir} is in use by another training process ({self._holder()}); wait "
-                f"for it to finish or stop it, or choose another output folder. Its lock ({self.path}) is "
-                f"released when that process exits, so the run can then be resumed"
-            )
-        self._fd = fd
+        else:
+            raise RuntimeError(f"could not lock {self.path}: it was deleted {self._ATTEMPTS} times while locking")
+        self._fd, self._made_folder = fd, made
         note = f"pid={os.getpid()} host={socket.gethostname()} since={time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
@@ -218,12 +233,17 @@ class RunLock:
         return self
 
     def release(self) -> None:
-        """Drop the lock (the process's exit does it too); a no-op when not held."""
+        """Drop the lock and delete its file (the process's exit drops it too); a no-op when not held."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         try:
-            os.ftruncate(fd, 0)
+            self.path.unlink(missing_ok=True)  # while still locked: see acquire
+            if self._made_folder:
+                self.run_dir.rmdir()  # only when empty: a run that wrote nothing leaves nothing
+        except OSError:
+            pass  # a folder with files in it; or Windows, which cannot delete an open file
+        try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             elif msvcrt is not None:  # pragma: no cover - Windows
@@ -277,6 +297,13 @@ class RunLock:
         if fields.get("pid") == str(os.getpid()) and fields.get("host") == socket.gethostname():
             return f"this very process, PID {fields['pid']}, since {fields.get('since', '?')}"
         return f"PID {fields.get('pid', '?')} on host {fields.get('host', '?')}, since {fields.get('since', '?')}"
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def locks_run_dir(fn: Callable) -> Callable:

@@ -56,8 +56,11 @@ def test_a_second_lock_is_refused_and_names_the_holder(tmp_path):
         assert lock.held and f"pid={os.getpid()} " in (tmp_path / "run" / LOCK).read_text()
         with pytest.raises(RunFolderLocked, match=f"run folder {tmp_path / 'run'} is in use.*PID {os.getpid()}"):
             RunLock(tmp_path / "run").acquire()
-    assert not lock.held and (tmp_path / "run" / LOCK).read_text() == ""  # released, note wiped
+    assert not lock.held and not (tmp_path / "run").exists()  # released; the folder it made was empty
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "kept.txt").write_text("a run's file")
     RunLock(tmp_path / "run").acquire().release()  # free again
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["kept.txt"]  # no .lock left, nothing lost
 
 
 def test_train_refuses_a_locked_folder_and_writes_nothing(tmp_path):
@@ -66,6 +69,11 @@ def test_train_refuses_a_locked_folder_and_writes_nothing(tmp_path):
         with pytest.raises(RunFolderLocked, match="choose another output folder"):
             _train(run)
     assert not (run / CONFIG).exists() and not (run / CHECKPOINT).exists()
+    with pytest.raises(ValueError, match="decay"):  # bad options: refused before anything is written
+        torch.manual_seed(0)
+        en.train(en.EnsembleMLP((12, 8, 10)), _data(), en.TrainConfig(epochs=1, decay=("weights",), device="cpu"),
+                 run_dir=tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
     _train(run)  # the lock went with the `with`
     assert json.loads((run / SUMMARY).read_text())["epochs"] == 1
 
@@ -114,6 +122,7 @@ def test_two_scripts_on_one_folder_and_a_killed_holder(tmp_path, mnist_root):
         holder.wait(timeout=30)
         holder.stdin.close()
         holder.stdout.close()
+    assert f"pid={holder.pid} " in (run / LOCK).read_text()  # the dead holder's file, unlocked
     resumed = script("--epochs", "2", "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads((run / SUMMARY).read_text())["epochs"] == 2
+    assert json.loads((run / SUMMARY).read_text())["epochs"] == 2 and not (run / LOCK).exists()
