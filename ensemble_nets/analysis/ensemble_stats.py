@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ensemble_nets._optional import require
 from ensemble_nets.analysis._common import check_n_networks, sampled_log_probs, test_tensors
 
 __all__ = ["EnsembleStats", "calibration_table", "ensemble_statistics", "hdi"]
@@ -39,7 +40,7 @@ def hdi(values, hdi_prob: float = 0.94) -> tuple[float, float]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # arviz announces its 1.0 refactor on import
-        import arviz as az
+        az = require("arviz", "bayes")
     low, high = az.hdi(np.asarray(values, dtype=float), hdi_prob=hdi_prob)
     return float(low), float(high)
 

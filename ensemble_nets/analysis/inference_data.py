@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ensemble_nets._optional import require
 from ensemble_nets.analysis._common import (
     check_n_networks, keeps_global_rng, logits_of, named_layers, test_tensors,
 )
@@ -44,7 +45,7 @@ __all__ = ["load_inference_data", "save_inference_data", "to_inference_data"]
 def _arviz():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # arviz announces its 1.0 refactor on import
-        import arviz as az
+        az = require("arviz", "bayes")
     return az
 
 
@@ -65,7 +66,7 @@ def to_inference_data(model: nn.Module, data, n_networks: int = 50, *, seed: int
         raise ValueError(f"max_weights must be >= 1, got {max_weights}")
     if not hasattr(model, "sample_network"):
         raise ValueError(f"{type(model).__name__} is not an ensemble (no sample_network); use en.EnsembleMLP")
-    import xarray as xr
+    xr = require("xarray", "bayes")
 
     az = _arviz()
     x, y = test_tensors(data)
@@ -128,6 +129,7 @@ def save_inference_data(idata, path: str | os.PathLike) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        require("h5netcdf", "bayes")
         idata.to_netcdf(tmp, engine="h5netcdf")
         os.replace(tmp, path)
     except BaseException:
@@ -141,4 +143,5 @@ def load_inference_data(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no InferenceData at {path}; write it with experiments/analyze_run.py RUN_DIR")
+    require("h5netcdf", "bayes")
     return _arviz().from_netcdf(path, engine="h5netcdf")

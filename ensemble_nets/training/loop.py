@@ -37,6 +37,7 @@ from ensemble_nets.training.runs import (
     METRICS,
     SUMMARY,
     load_checkpoint,
+    locks_run_dir,
     model_from_checkpoint,
     save_checkpoint,
     write_json,
@@ -195,6 +196,7 @@ def _summarize(history: list[dict], data: Dataset, model: nn.Module, config: Tra
     }
 
 
+@locks_run_dir
 def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *, run_dir=None,
           resume: bool = False, progress: bool = True, extra_config: dict | None = None) -> TrainResult:
     """Train ``model`` on ``data``; with ``run_dir``, write a run folder and checkpoint every epoch.
@@ -202,7 +204,8 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
     :param model: an ensemble or plain model (anything in :mod:`ensemble_nets.models`).
     :param data: a :class:`~ensemble_nets.data.Dataset`; moved to the device whole.
     :param config: the loop's knobs (:class:`TrainConfig`).
-    :param run_dir: folder for config.json, metrics.csv, checkpoint.pt and summary.json.
+    :param run_dir: folder for config.json, metrics.csv, checkpoint.pt and summary.json; locked for the
+        run's life (:class:`~ensemble_nets.training.runs.RunLock`): a second process refuses at once.
     :param resume: continue the run in ``run_dir`` from its checkpoint (exact on CPU).
     :param progress: show a progress bar.
     :param extra_config: more entries for config.json (data set, protocol, ...).
