@@ -1,8 +1,30 @@
 # SPDX-License-Identifier: MIT
 """Analysis of trained networks: returns tensors and tables, never plots."""
-from ensemble_nets.analysis.categories import CATEGORIES, Categories, categorize, connection_categories
+from ensemble_nets.analysis.aggregate import (
+    GAP_PAIRS,
+    RunsSummary,
+    check_same_architecture,
+    perturbation_gaps,
+    summarize_runs,
+)
+from ensemble_nets.analysis.categories import (
+    CATEGORIES,
+    LABELS,
+    Categories,
+    Tolerance,
+    categorize,
+    choose_tolerance,
+    connection_categories,
+    input_activity,
+)
 from ensemble_nets.analysis.compare import CategoryModeComparison, compare_categories_modes, rank_auc
-from ensemble_nets.analysis.ensemble_stats import EnsembleStats, calibration_table, ensemble_statistics, hdi
+from ensemble_nets.analysis.ensemble_stats import (
+    EnsembleStats,
+    calibration_table,
+    ensemble_statistics,
+    hdi,
+    predictive_scores,
+)
 from ensemble_nets.analysis.entropy import connection_entropy, entropy_table
 from ensemble_nets.analysis.inference_data import load_inference_data, save_inference_data, to_inference_data
 from ensemble_nets.analysis.modes import (
@@ -22,11 +44,17 @@ __all__ = [
     "Categories",
     "CategoryModeComparison",
     "EnsembleStats",
+    "GAP_PAIRS",
+    "LABELS",
     "PERTURBATIONS",
     "PowerLawFit",
+    "RunsSummary",
+    "Tolerance",
     "accuracy_vs_leading_modes",
     "calibration_table",
     "categorize",
+    "check_same_architecture",
+    "choose_tolerance",
     "class_covariances",
     "compare_categories_modes",
     "connection_categories",
@@ -37,16 +65,20 @@ __all__ = [
     "entropy_table",
     "fit_piecewise_power_law",
     "hdi",
+    "input_activity",
     "load_curve_shape",
     "load_inference_data",
     "mode_removal_curve",
     "mode_spectrum",
     "model_spectra",
     "perturbation_curves",
+    "perturbation_gaps",
+    "predictive_scores",
     "rank_auc",
     "save_inference_data",
     "separation",
     "spectral_diagnostics",
     "summarize_perturbations",
+    "summarize_runs",
     "to_inference_data",
 ]
