@@ -69,17 +69,22 @@ class Tolerance:
             raise ValueError(f"the xi tolerance is a variance bound and must be finite and >= 0, got {self.xi}")
 
     @classmethod
-    def of(cls, tol: float | Tolerance) -> Tolerance:
-        """``tol`` itself, or the :class:`Tolerance` that reads a number for all three bounds."""
+    def of(cls, tol: float | Tolerance | dict) -> Tolerance:
+        """``tol`` itself, the :class:`Tolerance` that reads a number for all three bounds, or one from
+        the dict ``{"pi_low": ..., "pi_high": ..., "xi": ...}`` (``dataclasses.asdict`` of one, as JSON holds it)."""
         if isinstance(tol, Tolerance):
             return tol
-        if not (isinstance(tol, (int, float)) and 0.0 <= tol < 0.5):
-            raise ValueError(f"tol must be a number in [0, 0.5) or a Tolerance, got {tol!r}")
+        if isinstance(tol, dict):
+            if set(tol) != {"pi_low", "pi_high", "xi"}:
+                raise ValueError(f"a tolerance dict needs exactly the keys pi_low, pi_high and xi, got {sorted(tol)}")
+            return cls(**{k: float(v) for k, v in tol.items()})
+        if isinstance(tol, bool) or not (isinstance(tol, (int, float)) and 0.0 <= tol < 0.5):
+            raise ValueError(f"tol must be a number in [0, 0.5), a Tolerance or its dict, got {tol!r}")
         return cls(float(tol), float(tol), float(tol))
 
 
 @torch.no_grad()
-def connection_categories(pi: torch.Tensor, xi: torch.Tensor, *, tol: float | Tolerance = 0.0) -> torch.Tensor:
+def connection_categories(pi: torch.Tensor, xi: torch.Tensor, *, tol: float | Tolerance | dict = 0.0) -> torch.Tensor:
     """Category index per connection (0 important, 1 unimportant, 2 variable), same shape as ``pi``."""
     bounds = Tolerance.of(tol)
     if pi.shape != xi.shape:
@@ -185,7 +190,7 @@ def _activity_shape(layer: nn.Module, active: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def input_activity(model: nn.Module, data, *, batch_size: int = 10_000) -> dict[str, torch.Tensor]:
-    """``{layer: a}``: for every input of every spike-and-slab layer, the fraction of training examples on which it is nonzero.
+    """``{layer: a}``: per input of every spike-and-slab layer, the fraction of training examples where it is nonzero.
 
     ``a`` has shape ``(n_in,)`` (for a convolution: input channels, an example
     counting as active when the channel is nonzero anywhere). Layer 1 reads the
@@ -291,13 +296,14 @@ class Categories:
         return pd.DataFrame(rows)
 
 
-def categorize(model: nn.Module, *, tol: float | Tolerance = 0.0, data=None, batch_size: int = 10_000) -> Categories:
+def categorize(model: nn.Module, *, tol: float | Tolerance | dict = 0.0, data=None,
+               batch_size: int = 10_000) -> Categories:
     """Categories of every spike-and-slab layer of ``model`` (a layer or a whole network).
 
     Layers are named ``layer1``, ``layer2``, ... from input to output; the table's
     ``module`` column gives the module name inside ``model``.
 
-    :param tol: a number (all three bounds) or a :class:`Tolerance` (see :func:`choose_tolerance`).
+    :param tol: a number (all three bounds), a :class:`Tolerance` (see :func:`choose_tolerance`) or its dict.
     :param data: training inputs (tensor ``(n, n_features)``, Dataset, ``(x, y)`` or DataLoader);
         when given, connections whose input is zero on every example are labelled ``inactive``
         (see the module docstring) and the table gives fractions among active connections too.

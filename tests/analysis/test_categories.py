@@ -25,8 +25,15 @@ def test_separate_bounds():
     xi = torch.tensor([0.001, 0.05, 0.3, 0.3, 0.001])
     labels = [CATEGORIES[i] for i in connection_categories(pi, xi, tol=Tolerance(pi_low=0.02, pi_high=0.02, xi=0.02))]
     assert labels == ["important", "variable", "unimportant", "variable", "variable"]
+    from dataclasses import asdict
+
+    as_json = asdict(Tolerance(pi_low=0.02, pi_high=0.02, xi=0.02))
+    expected = connection_categories(pi, xi, tol=Tolerance(**as_json))
+    assert torch.equal(connection_categories(pi, xi, tol=as_json), expected)
     with pytest.raises(ValueError, match="pi_low"):
         Tolerance(pi_low=0.6)
+    with pytest.raises(ValueError, match="keys"):
+        connection_categories(pi, xi, tol={"pi": 0.1})
     with pytest.raises(ValueError, match="tol"):
         connection_categories(pi, xi, tol=-1.0)
 
@@ -109,7 +116,8 @@ def test_inactive_connections_are_labelled_and_excluded():
     assert torch.equal(activity["layer2"], torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64))
     result = categorize(model, data=x)
     inactive = LABELS.index("inactive")
-    assert (result.labels["layer1"][:, 1] == inactive).all() and (result.labels["layer1"][:, [0, 2, 3]] != inactive).all()
+    assert (result.labels["layer1"][:, 1] == inactive).all()
+    assert (result.labels["layer1"][:, [0, 2, 3]] != inactive).all()
     assert (result.labels["layer2"][:, 2] == inactive).all()
     table = result.table.set_index(["layer", "category"])
     # layer 1: 12 connections, 3 inactive; of the 9 active: 1 unimportant, 8 important
