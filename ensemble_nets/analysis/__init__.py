@@ -11,9 +11,7 @@ from ensemble_nets.analysis.categories import (
     CATEGORIES,
     LABELS,
     Categories,
-    Tolerance,
     categorize,
-    choose_tolerance,
     connection_categories,
     input_activity,
 )
@@ -38,6 +36,7 @@ from ensemble_nets.analysis.modes import (
 from ensemble_nets.analysis.perturb import PERTURBATIONS, perturbation_curves, summarize_perturbations
 from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
 from ensemble_nets.analysis.separation import class_covariances, load_curve_shape, separation
+from ensemble_nets.analysis.tolerance import Tolerance, choose_tolerance, parameter_histograms
 
 __all__ = [
     "CATEGORIES",
@@ -71,6 +70,7 @@ __all__ = [
     "mode_removal_curve",
     "mode_spectrum",
     "model_spectra",
+    "parameter_histograms",
     "perturbation_curves",
     "perturbation_gaps",
     "predictive_scores",

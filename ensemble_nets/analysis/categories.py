@@ -11,11 +11,9 @@ With ``pi`` the probability that a connection is ABSENT and ``xi`` the slab VARI
 The reference tests exact equality; the projection after every optimizer step
 puts many parameters exactly on the boundary, which makes this meaningful.
 A tolerance relaxes the tests: a number ``tol`` reads ``pi <= tol``,
-``xi <= tol`` and ``pi >= 1 - tol``; a :class:`Tolerance` gives the three
-bounds apart (``pi <= pi_low``, ``xi <= xi``, ``pi >= 1 - pi_high``), and
-:func:`choose_tolerance` picks them from the data (for ELBO-trained ensembles,
-whose KL keeps pi and xi off the boundary, so that reading them at the ELBO's
-margin makes every connection "variable" by construction).
+``xi <= tol`` and ``pi >= 1 - tol``; a :class:`~ensemble_nets.analysis.tolerance.Tolerance`
+gives the three bounds apart, and :func:`~ensemble_nets.analysis.tolerance.choose_tolerance`
+picks them from the data (for ELBO-trained ensembles).
 
 Inactive connections. A connection whose input never moves during training
 gets no gradient from the data: its pi, m and xi are what initialization and
@@ -34,53 +32,22 @@ anything but the pixels themselves.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from ensemble_nets.analysis.tolerance import Tolerance
 from ensemble_nets.layers.spike_slab import spike_slab_layers
 
-__all__ = ["CATEGORIES", "LABELS", "Categories", "Tolerance", "categorize", "choose_tolerance",
-           "connection_categories", "input_activity"]
+__all__ = ["CATEGORIES", "LABELS", "Categories", "categorize", "connection_categories", "input_activity"]
 
 #: The three categories of the paper; ``connection_categories`` returns indices into this tuple.
 CATEGORIES = ("important", "unimportant", "variable")
 #: Every label :func:`categorize` can give: the categories and, with data, ``inactive``.
 LABELS = CATEGORIES + ("inactive",)
 IMPORTANT, UNIMPORTANT, VARIABLE, INACTIVE = range(4)
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Separate category tolerances: important ``pi <= pi_low and xi <= xi``, unimportant ``pi >= 1 - pi_high``."""
-
-    pi_low: float = 0.0
-    pi_high: float = 0.0
-    xi: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not (0.0 <= self.pi_low < 0.5 and 0.0 <= self.pi_high < 0.5):
-            raise ValueError(f"pi_low and pi_high must lie in [0, 0.5), got {self.pi_low} and {self.pi_high}")
-        if not (math.isfinite(self.xi) and self.xi >= 0.0):
-            raise ValueError(f"the xi tolerance is a variance bound and must be finite and >= 0, got {self.xi}")
-
-    @classmethod
-    def of(cls, tol: float | Tolerance | dict) -> Tolerance:
-        """``tol`` itself, the :class:`Tolerance` that reads a number for all three bounds, or one from
-        the dict ``{"pi_low": ..., "pi_high": ..., "xi": ...}`` (``dataclasses.asdict`` of one, as JSON holds it)."""
-        if isinstance(tol, Tolerance):
-            return tol
-        if isinstance(tol, dict):
-            if set(tol) != {"pi_low", "pi_high", "xi"}:
-                raise ValueError(f"a tolerance dict needs exactly the keys pi_low, pi_high and xi, got {sorted(tol)}")
-            return cls(**{k: float(v) for k, v in tol.items()})
-        if isinstance(tol, bool) or not (isinstance(tol, (int, float)) and 0.0 <= tol < 0.5):
-            raise ValueError(f"tol must be a number in [0, 0.5), a Tolerance or its dict, got {tol!r}")
-        return cls(float(tol), float(tol), float(tol))
 
 
 @torch.no_grad()
@@ -93,66 +60,6 @@ def connection_categories(pi: torch.Tensor, xi: torch.Tensor, *, tol: float | To
     labels[(pi <= bounds.pi_low) & (xi <= bounds.xi)] = IMPORTANT
     labels[pi >= 1.0 - bounds.pi_high] = UNIMPORTANT
     return labels
-
-
-# -- tolerance chosen from the data ------------------------------------------------------------
-def _otsu(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold: the split of ``values`` into two classes with the largest between-class variance."""
-    counts, edges = np.histogram(values, bins=bins)
-    centers = (edges[:-1] + edges[1:]) / 2
-    weight = np.cumsum(counts)  # class "below" up to and including bin b
-    total = weight[-1]
-    moment = np.cumsum(counts * centers)
-    below, above = weight[:-1], total - weight[:-1]
-    valid = (below > 0) & (above > 0)
-    mean_below = np.where(valid, moment[:-1] / np.maximum(below, 1), 0.0)
-    mean_above = np.where(valid, (moment[-1] - moment[:-1]) / np.maximum(above, 1), 0.0)
-    between = np.where(valid, below * above * (mean_below - mean_above) ** 2, -1.0)
-    return float(edges[1:-1][int(np.argmax(between))])  # the upper edge of the last bin "below"
-
-
-def _gap_bound(values: torch.Tensor, cap: float) -> float:
-    """A bound on small positive ``values`` read at the valley of their log10 histogram, at most ``cap``."""
-    positive = values[values > 0].double().cpu().numpy()
-    if positive.size < 2 or np.ptp(np.log10(positive)) == 0:
-        return 0.0 if positive.size == 0 or positive.min() > cap else cap
-    return min(10.0 ** _otsu(np.log10(positive)), cap)
-
-
-@torch.no_grad()
-def choose_tolerance(model: nn.Module, *, prior_variance: float, max_pi: float = 0.02,
-                     max_xi_fraction: float = 0.02) -> Tolerance:
-    """Category tolerances read from the parameters of ``model`` (for ELBO-trained ensembles).
-
-    Pooled over every spike-and-slab layer::
-
-        pi_low  = min( 10^otsu(log10 pi),         max_pi )                          over pi > 0
-        pi_high = min( 10^otsu(log10 (1 - pi)),   max_pi )                          over pi < 1
-        xi      = min( 10^otsu(log10 xi),         max_xi_fraction * prior_variance )  over xi > 0
-
-    ``otsu`` is Otsu's threshold (the two-class split of largest between-class
-    variance) of the log10 histogram: where the connections pushed towards
-    the boundary (held at the ELBO margin, or near it) separate from the rest.
-    The caps are the fixed reading "pi < 2%, pi > 98%, xi below 2% of the prior
-    variance": a histogram without a gap below the cap gives the cap, so the
-    rule never calls pi = 0.3 "absent". Report the tolerance with the
-    categories, and look at the histograms of pi and xi beside them.
-
-    :param prior_variance: xi0 of the ELBO prior (the scale the xi bound is relative to), > 0.
-    :param max_pi: cap on ``pi_low`` and ``pi_high``, in (0, 0.5).
-    :param max_xi_fraction: cap on the xi bound as a fraction of ``prior_variance``, > 0.
-    """
-    if not prior_variance > 0:
-        raise ValueError(f"prior_variance must be > 0, got {prior_variance}")
-    if not 0.0 < max_pi < 0.5:
-        raise ValueError(f"max_pi must lie in (0, 0.5), got {max_pi}")
-    if not max_xi_fraction > 0:
-        raise ValueError(f"max_xi_fraction must be > 0, got {max_xi_fraction}")
-    layers = _layers(model)
-    pi = torch.cat([layer.pi.detach().flatten() for _, layer in layers])
-    xi = torch.cat([layer.xi.detach().flatten() for _, layer in layers])
-    return Tolerance(pi_low=_gap_bound(pi, max_pi), pi_high=_gap_bound(1.0 - pi, max_pi),
-                     xi=_gap_bound(xi, max_xi_fraction * prior_variance))
 
 
 # -- inactive inputs ------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ensemble_nets.analysis import CATEGORIES, categorize, connection_categories
-from ensemble_nets.analysis.categories import LABELS, Tolerance, choose_tolerance, input_activity
+from ensemble_nets.analysis.categories import LABELS, input_activity
+from ensemble_nets.analysis.tolerance import Tolerance, choose_tolerance, parameter_histograms
 from ensemble_nets.models import EnsembleMLP
 
 
@@ -78,6 +79,17 @@ def test_tolerance_from_the_data_recovers_planted_categories():
     tol = choose_tolerance(model, prior_variance=1.0)
     assert 1e-5 <= tol.pi_low <= 0.02 and 1e-5 <= tol.xi <= 0.02
     assert torch.equal(categorize(model, tol=tol).labels["layer1"], kind)
+
+
+def test_parameter_histograms_count_the_boundary_apart():
+    model, kind = _planted_elbo_layer()
+    with torch.no_grad():
+        model.linear_layers[0].pi[0, :5] = 0.0  # five exactly on the boundary
+    hist = parameter_histograms(model, bins=20)
+    pi = hist[(hist.quantity == "pi")]
+    assert pi["count"].sum() == 2000 and pi[pi.bin_low == -math.inf]["count"].item() == 5
+    assert pi[(pi.bin_high > -6) & (pi.bin_low < -5)]["count"].sum() >= (kind == 0).sum().item() - 5
+    assert set(hist.quantity) == {"pi", "1-pi", "xi"} and (hist.groupby("quantity")["count"].sum() == 2000).all()
 
 
 def test_tolerance_without_a_gap_is_the_cap():
