@@ -35,7 +35,7 @@ from ensemble_nets.data.routing import hierarchical_targets
 from ensemble_nets.layers.gated import GatedDeepLinearNetwork
 from ensemble_nets.protocols.gated import train_gdln
 
-__all__ = ["INITS", "RaceBatch", "RaceConfig", "pathway_layer_scales", "pathway_strengths", "race_batch", "race_network", "run_race"]
+__all__ = ["INITS", "RaceBatch", "RaceConfig", "pathway_layer_scales", "pathway_strengths", "race_batch", "race_network", "race_sweep", "run_race"]
 
 INITS = ("aligned", "orthogonal")
 
@@ -214,3 +214,23 @@ def run_race(cfg: RaceConfig) -> tuple[pd.DataFrame, dict]:
         a_inf, _ = race_outcome(s, a0[0, 0], a0[0, 1], cfg.n_shared)
         summary["shared_share_closed_form"] = (a_inf / s).tolist()
     return frame, summary
+
+
+def race_sweep(n_shared=(1, 2, 4, 7), seeds=(0,), **config) -> pd.DataFrame:
+    """:func:`run_race` over the number of domains sharing the pathway (and seeds): one row per (D, seed, mode).
+
+    Columns ``n_shared``, ``seed``, ``mode``, ``s``, ``share_sim``, ``share_theory``, ``share_closed_form``
+    (NaN unless aligned), ``winner`` and ``max_error`` (of the whole run); ``config`` sets the rest of
+    :class:`RaceConfig`.
+    """
+    rows = []
+    for d in n_shared:
+        for seed in seeds:
+            _, summary = run_race(RaceConfig(n_shared=d, seed=seed, **config))
+            closed = summary.get("shared_share_closed_form", [float("nan")] * len(summary["s"]))
+            for mode, s in enumerate(summary["s"]):
+                rows.append({"n_shared": d, "seed": seed, "mode": mode, "s": s,
+                             "share_sim": summary["shared_share_sim"][mode],
+                             "share_theory": summary["shared_share_theory"][mode], "share_closed_form": closed[mode],
+                             "winner": summary["winner"], "max_error": summary["max_error"]})
+    return pd.DataFrame(rows)
