@@ -35,7 +35,8 @@ from ensemble_nets.data.routing import hierarchical_targets
 from ensemble_nets.layers.gated import GatedDeepLinearNetwork
 from ensemble_nets.protocols.gated import train_gdln
 
-__all__ = ["INITS", "RaceBatch", "RaceConfig", "pathway_layer_scales", "pathway_strengths", "race_batch", "race_network", "race_sweep", "run_race"]
+__all__ = ["INITS", "RaceBatch", "RaceConfig", "pathway_layer_scales", "pathway_strengths", "race_batch",
+           "race_network", "race_sweep", "run_race"]
 
 INITS = ("aligned", "orthogonal")
 
@@ -174,7 +175,8 @@ def run_race(cfg: RaceConfig) -> tuple[pd.DataFrame, dict]:
         ``summary``: the config, ``shared_share_sim`` / ``shared_share_theory`` (per mode: what the
         shared pathway carries over what the shared domains are fitted with, at the end),
         ``shared_share_closed_form`` (:func:`race_outcome`, aligned init only), ``winner`` (the
-        pathway carrying most of the largest mode in domain 0), ``max_error`` (largest
+        pathway carrying most of the largest mode in domain 0: ``"shared"``, ``"private"``, or ``"tie"``
+        when they differ by less than 5% of ``s``), ``max_error`` (largest
         ``|simulation - theory| / s`` over steps, pathways and modes), ``final_loss``.
     """
     net, batch = race_network(cfg), race_batch(cfg)

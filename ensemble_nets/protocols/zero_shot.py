@@ -126,7 +126,8 @@ def run_zero_shot(cfg: ZeroShotConfig, data) -> dict:
         net.zero_grad(set_to_none=True)
         loss = moment_loss(net, stats)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr={cfg.lr} (step {lr:g}) or gain={cfg.gain}")
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr={cfg.lr} (step {lr:g}) "
+                                     f"or gain={cfg.gain}")
         if step == cfg.n_steps:
             break
         loss.backward()
