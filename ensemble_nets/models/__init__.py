@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from torch import nn
 
-from ensemble_nets.models.deep import DeepMLP
+from ensemble_nets.models.deep import DeepMLP, PhaseMLP
 from ensemble_nets.models.mdl import ModeMLP
 from ensemble_nets.models.mlp import ACTIVATIONS, MLP, EnsembleMLP, LayerStack
 
-__all__ = ["ACTIVATIONS", "DeepMLP", "EnsembleMLP", "LayerStack", "MLP", "MODEL_KINDS", "ModeMLP", "build_model"]
+__all__ = ["ACTIVATIONS", "DeepMLP", "EnsembleMLP", "LayerStack", "MLP", "MODEL_KINDS", "ModeMLP", "PhaseMLP",
+           "build_model"]
 
 #: Registered model families by ``kind``.
 MODEL_KINDS: dict[str, type[nn.Module]] = {
     EnsembleMLP.kind: EnsembleMLP, MLP.kind: MLP, ModeMLP.kind: ModeMLP, DeepMLP.kind: DeepMLP,
+    PhaseMLP.kind: PhaseMLP,
 }
 
 
