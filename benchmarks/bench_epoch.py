@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 import ensemble_nets as en
-from ensemble_nets.train.loop import train_epoch
-from ensemble_nets.train.optim import make_optimizer, resolve_device
+from ensemble_nets.training.loop import train_epoch
+from ensemble_nets.training.optim import make_optimizer, resolve_device
 
 SIZES = (784, 100, 100, 10)
 

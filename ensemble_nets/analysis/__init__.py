@@ -1,8 +1,28 @@
 # SPDX-License-Identifier: MIT
 """Analysis of trained networks: returns tensors and tables, never plots."""
-from ensemble_nets.analysis.categories import CATEGORIES, Categories, categorize, connection_categories
+from ensemble_nets.analysis.aggregate import (
+    GAP_PAIRS,
+    RunsSummary,
+    check_same_architecture,
+    perturbation_gaps,
+    summarize_runs,
+)
+from ensemble_nets.analysis.categories import (
+    CATEGORIES,
+    LABELS,
+    Categories,
+    categorize,
+    connection_categories,
+    input_activity,
+)
 from ensemble_nets.analysis.compare import CategoryModeComparison, compare_categories_modes, rank_auc
-from ensemble_nets.analysis.ensemble_stats import EnsembleStats, calibration_table, ensemble_statistics, hdi
+from ensemble_nets.analysis.ensemble_stats import (
+    EnsembleStats,
+    calibration_table,
+    ensemble_statistics,
+    hdi,
+    predictive_scores,
+)
 from ensemble_nets.analysis.entropy import connection_entropy, entropy_table
 from ensemble_nets.analysis.inference_data import load_inference_data, save_inference_data, to_inference_data
 from ensemble_nets.analysis.modes import (
@@ -16,17 +36,24 @@ from ensemble_nets.analysis.modes import (
 from ensemble_nets.analysis.perturb import PERTURBATIONS, perturbation_curves, summarize_perturbations
 from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
 from ensemble_nets.analysis.separation import class_covariances, load_curve_shape, separation
+from ensemble_nets.analysis.tolerance import Tolerance, choose_tolerance, parameter_histograms
 
 __all__ = [
     "CATEGORIES",
     "Categories",
     "CategoryModeComparison",
     "EnsembleStats",
+    "GAP_PAIRS",
+    "LABELS",
     "PERTURBATIONS",
     "PowerLawFit",
+    "RunsSummary",
+    "Tolerance",
     "accuracy_vs_leading_modes",
     "calibration_table",
     "categorize",
+    "check_same_architecture",
+    "choose_tolerance",
     "class_covariances",
     "compare_categories_modes",
     "connection_categories",
@@ -37,16 +64,21 @@ __all__ = [
     "entropy_table",
     "fit_piecewise_power_law",
     "hdi",
+    "input_activity",
     "load_curve_shape",
     "load_inference_data",
     "mode_removal_curve",
     "mode_spectrum",
     "model_spectra",
+    "parameter_histograms",
     "perturbation_curves",
+    "perturbation_gaps",
+    "predictive_scores",
     "rank_auc",
     "save_inference_data",
     "separation",
     "spectral_diagnostics",
     "summarize_perturbations",
+    "summarize_runs",
     "to_inference_data",
 ]

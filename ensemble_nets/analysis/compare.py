@@ -36,6 +36,12 @@ permutation of them is equivalent), so only the input pixels are comparable:
 ``pixels`` holds the overlap between pixels rich in important first-layer
 connections of the ensemble and pixels with large leading-mode input loadings
 of the MDL network (modes ranked by tau).
+
+With ``train_data`` (training inputs), connections whose input is zero on every
+training example are labelled ``inactive`` (see :func:`categorize`): they get
+their own rows in ``mass``, leave both sides of every AUC (``rest`` means the
+active connections that are not ``positive``) and count as neither important
+nor anything else in the neuron and pixel overlaps.
 """
 from __future__ import annotations
 
@@ -48,7 +54,9 @@ import torch
 from torch import nn
 
 from ensemble_nets.analysis._common import keeps_global_rng, named_layers, test_tensors
-from ensemble_nets.analysis.categories import CATEGORIES, IMPORTANT, UNIMPORTANT, VARIABLE, categorize
+from ensemble_nets.analysis.categories import (
+    CATEGORIES, IMPORTANT, INACTIVE, LABELS, UNIMPORTANT, Tolerance, categorize,
+)
 from ensemble_nets.analysis.modes import accuracy_vs_leading_modes, layer_factors, mode_spectrum, plain_network
 from ensemble_nets.training.evaluate import accuracy
 
@@ -117,9 +125,9 @@ def _default_ks(rank: int) -> list[int]:
 
 @keeps_global_rng
 @torch.no_grad()
-def compare_categories_modes(ensemble_model: nn.Module, data=None, mdl_model: nn.Module | None = None,
-                             ks: Sequence[int] | None = None, *, tol: float = 0.0, neuron_k: int = 10,
-                             top_fraction: float = 0.2) -> CategoryModeComparison:
+def compare_categories_modes(ensemble_model: nn.Module, data=None, *, mdl_model: nn.Module | None = None,
+                             ks: Sequence[int] | None = None, tol: float | Tolerance = 0.0, train_data=None,
+                             neuron_k: int = 10, top_fraction: float = 0.2) -> CategoryModeComparison:
     """Compare the ensemble's connection categories with the modes of its mean weight, layer by layer.
 
     :param ensemble_model: a trained :class:`~ensemble_nets.models.EnsembleMLP`; left untouched.
@@ -127,6 +135,7 @@ def compare_categories_modes(ensemble_model: nn.Module, data=None, mdl_model: nn
     :param mdl_model: an MDL network trained on the same data (input-pixel comparison), optional.
     :param ks: numbers of leading modes (default: 1 .. rank of each layer); clipped to the rank.
     :param tol: category tolerance, as in :func:`categorize`.
+    :param train_data: training inputs; labels the inactive connections (see the module docstring).
     :param neuron_k: leading modes used for the neuron loadings.
     :param top_fraction: fraction q of neurons called "top" on either side.
     """
@@ -134,7 +143,8 @@ def compare_categories_modes(ensemble_model: nn.Module, data=None, mdl_model: nn
         raise ValueError(f"top_fraction must lie in (0, 1], got {top_fraction}")
     if not (isinstance(neuron_k, int) and neuron_k >= 1):
         raise ValueError(f"neuron_k must be a positive integer, got {neuron_k!r}")
-    labels = categorize(ensemble_model, tol).labels
+    labels = categorize(ensemble_model, tol=tol, data=train_data).labels
+    names = LABELS if train_data is not None else CATEGORIES
     layers = named_layers(ensemble_model)
     mass_rows, auc_rows, neuron_rows, acc_rows = [], [], [], []
     for name, layer in layers:
@@ -154,7 +164,7 @@ def compare_categories_modes(ensemble_model: nn.Module, data=None, mdl_model: nn
             done = k
             wk2 = cumulative ** 2
             total_k = wk2.sum().item()
-            for c, cat in enumerate(CATEGORIES):
+            for c, cat in enumerate(names):
                 mask = lab == c
                 base = w2[mask].sum().item()
                 mass_rows.append({
@@ -166,7 +176,7 @@ def compare_categories_modes(ensemble_model: nn.Module, data=None, mdl_model: nn
             score = cumulative.abs()
             for pos, neg in AUC_PAIRS:
                 pos_mask = lab == CATEGORIES.index(pos)
-                neg_mask = ~pos_mask if neg == "rest" else lab == CATEGORIES.index(neg)
+                neg_mask = (~pos_mask & (lab != INACTIVE)) if neg == "rest" else lab == CATEGORIES.index(neg)
                 keep = pos_mask | neg_mask
                 auc_rows.append({"layer": name, "k": k, "positive": pos, "negative": neg,
                                  "auc": rank_auc(score[keep], pos_mask[keep])})
@@ -204,10 +214,10 @@ def _accuracy_rows(model: nn.Module, data, labels: dict, layers: list, ks) -> li
     for index, (name, _) in enumerate(layers):
         target = linears[index]
         original = target.weight.detach().clone()
-        for kept, cats in (("important", (IMPORTANT,)), ("important+variable", (IMPORTANT, VARIABLE))):
-            mask = torch.zeros_like(labels[name], dtype=torch.bool)
-            for c in cats:
-                mask |= labels[name] == c
+        # "important+variable" keeps every connection that is not unimportant (inactive ones too): the intact
+        # mean network, whose unimportant weights are 0
+        for kept, mask in (("important", labels[name] == IMPORTANT),
+                           ("important+variable", labels[name] != UNIMPORTANT)):
             target.weight.copy_(original * mask.to(original))
             rows.append({"layer": name, "kept": kept, "k": None, "n_numbers": int(mask.sum()),
                          "accuracy": accuracy(plain, x, y)[0]})

@@ -12,6 +12,17 @@ predictive p(y | x) = (1/K) sum_k p_k(y | x)::
     agreement(x)        fraction of member pairs with the same argmax on x
     ECE                 sum_b (n_b / N) |acc_b - conf_b| over equal-width confidence bins
                         of the ensemble predictive (Guo et al. 2017)
+    lppd                sum_i log (1/K) sum_k p_k(y_i | x_i)     log pointwise predictive density
+                                                                 of the test set (Gelman et al. 2014)
+    NLL                 -lppd / N                                per test example, in nats
+    NLL of members      (1/K) sum_k (1/N) sum_i -log p_k(y_i | x_i)    one network at a time
+    Brier               (1/N) sum_i sum_c (p(c | x_i) - [c = y_i])^2   in [0, 2]; also per member
+
+The K members are independent networks drawn from q, each with its own
+weights for every test example (``model.sample_network``), not one weight
+draw per example; under the reference objective q is not a posterior under
+a prior, so these are scores of the ensemble as trained, not of a Bayesian
+posterior predictive.
 
 The highest-density interval of the member accuracies is ``arviz.hdi``
 (default 94%, ArviZ's convention). Entropies are in nats.
@@ -26,9 +37,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ensemble_nets._optional import require
 from ensemble_nets.analysis._common import check_n_networks, sampled_log_probs, test_tensors
 
-__all__ = ["EnsembleStats", "calibration_table", "ensemble_statistics", "hdi"]
+__all__ = ["EnsembleStats", "calibration_table", "ensemble_statistics", "hdi", "predictive_scores"]
 
 
 def hdi(values, hdi_prob: float = 0.94) -> tuple[float, float]:
@@ -39,7 +51,7 @@ def hdi(values, hdi_prob: float = 0.94) -> tuple[float, float]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # arviz announces its 1.0 refactor on import
-        import arviz as az
+        az = require("arviz", "bayes")
     low, high = az.hdi(np.asarray(values, dtype=float), hdi_prob=hdi_prob)
     return float(low), float(high)
 
@@ -62,20 +74,45 @@ def calibration_table(confidence: torch.Tensor, correct: torch.Tensor, n_bins: i
     return pd.DataFrame(rows)
 
 
+def predictive_scores(log_p: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """lppd, NLL and Brier score of K members' log-probabilities ``log_p`` ``(K, N, C)`` on labels ``y`` ``(N,)``.
+
+    See the module docstring for the formulas. ``-inf`` log-probabilities are allowed
+    (a member sure of another class); a label that every member rules out gives lppd = -inf.
+    """
+    if log_p.dim() != 3 or y.shape != log_p.shape[1:2]:
+        raise ValueError(f"log_p must have shape (K, N, C) and y shape (N,), got {tuple(log_p.shape)} and "
+                         f"{tuple(y.shape)}")
+    log_p = log_p.double()
+    n_networks, n_examples, n_classes = log_p.shape
+    true = log_p.gather(2, y.reshape(1, -1, 1).expand(n_networks, -1, 1))[..., 0]  # (K, N): log p_k(y_i | x_i)
+    log_predictive = torch.logsumexp(true, dim=0) - math.log(n_networks)  # (N,)
+    lppd = log_predictive.sum().item()
+    onehot = torch.nn.functional.one_hot(y, n_classes).double()  # (N, C)
+    probs = log_p.exp()
+    brier_members = (probs - onehot).square().sum(-1).mean(-1)  # (K,)
+    return {
+        "lppd": lppd, "nll": -lppd / n_examples,
+        "nll_members_mean": (-true).mean().item(),
+        "brier": (probs.mean(0) - onehot).square().sum(-1).mean().item(),
+        "brier_members_mean": brier_members.mean().item(),
+    }
+
+
 @dataclass
 class EnsembleStats:
     """What :func:`ensemble_statistics` measures."""
 
     accuracies: np.ndarray  # (K,) test accuracy of each sampled network
-    summary: dict  # accuracy mean/std/HDI, ensemble accuracy, ECE, agreement, MI on right vs wrong
+    summary: dict  # accuracy mean/std/HDI, ensemble accuracy, ECE, lppd, NLL, Brier, agreement, MI
     per_example: pd.DataFrame  # one row per test example
     calibration: pd.DataFrame  # reliability table of the ensemble predictive
 
 
 @torch.no_grad()
-def ensemble_statistics(model: nn.Module, data, n_networks: int = 50, seed: int = 0, *, hdi_prob: float = 0.94,
+def ensemble_statistics(model: nn.Module, data, *, n_networks: int = 50, seed: int = 0, hdi_prob: float = 0.94,
                         n_bins: int = 15, batch_size: int = 10_000, progress: bool = False) -> EnsembleStats:
-    """Accuracy distribution, predictive uncertainty, calibration and agreement of ``n_networks`` members.
+    """Accuracy distribution, predictive scores, uncertainty, calibration and agreement of ``n_networks`` members.
 
     :param model: a trained ensemble; members are ``model.sample_network`` draws seeded by ``seed``.
     :param data: a :class:`~ensemble_nets.data.Dataset` (test split) or ``(x, y)``.
@@ -120,6 +157,7 @@ def ensemble_statistics(model: nn.Module, data, n_networks: int = 50, seed: int 
         "hdi_prob": hdi_prob, "accuracy_hdi_low": low, "accuracy_hdi_high": high,
         "ensemble_accuracy": float(correct.double().mean()),
         "ece": ece, "n_bins": n_bins,
+        **predictive_scores(log_p, y),
         "agreement_mean": float(agreement.mean()),
         "predictive_entropy_mean": float(predictive_entropy.mean()),
         "mutual_information_mean": float(mutual_information.mean()),

@@ -6,7 +6,7 @@ from torch import nn
 
 from ensemble_nets.models.cnn import CNN, EnsembleCNN
 from ensemble_nets.models.convert import mean_network, sample_network, to_ensemble
-from ensemble_nets.models.deep import DeepMLP
+from ensemble_nets.models.deep import DeepMLP, PhaseMLP
 from ensemble_nets.models.mdl import ModeMLP
 from ensemble_nets.models.mlp import ACTIVATIONS, MLP, EnsembleMLP, LayerStack
 
@@ -20,6 +20,7 @@ __all__ = [
     "MLP",
     "MODEL_KINDS",
     "ModeMLP",
+    "PhaseMLP",
     "build_model",
     "mean_network",
     "sample_network",
@@ -29,7 +30,7 @@ __all__ = [
 #: Registered model families by ``kind``.
 MODEL_KINDS: dict[str, type[nn.Module]] = {
     EnsembleMLP.kind: EnsembleMLP, MLP.kind: MLP, ModeMLP.kind: ModeMLP, DeepMLP.kind: DeepMLP,
-    EnsembleCNN.kind: EnsembleCNN, CNN.kind: CNN,
+    PhaseMLP.kind: PhaseMLP, EnsembleCNN.kind: EnsembleCNN, CNN.kind: CNN,
 }
 
 

@@ -1,7 +1,13 @@
 # SPDX-License-Identifier: MIT
-"""Deep narrow MLPs with BatchNorm and LeakyReLU: the phase-diagram network (DESIGN.md 4.2).
+"""Deep narrow MLPs with BatchNorm and LeakyReLU: the phase-diagram networks (DESIGN.md 4.2).
 
-``depth`` hidden blocks, then a linear readout::
+:class:`PhaseMLP` is the reference network of Shi, Pan & Dokmanic (2024, official code): an
+input ``BatchNorm1d(100)``, 7 blocks ``[Linear(100, 100), BatchNorm1d, LeakyReLU(alpha),
+Dropout(p)]`` and ``Linear(100, 10)``, with its separation read after the input BatchNorm,
+after every block and at the logits (:meth:`PhaseMLP.representations`).
+
+:class:`DeepMLP` is this project's earlier variant (no input BatchNorm, 8 blocks by default,
+features read after each LeakyReLU): ``depth`` hidden blocks, then a linear readout::
 
     block_l = Linear(n_{l-1}, width) -> BatchNorm1d(width) -> LeakyReLU(alpha) [-> Dropout(p)]
     logits  = Linear(width, n_classes)
@@ -15,13 +21,36 @@ block, after its LeakyReLU.
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ensemble_nets.layers import SpikeSlabLinear
 
-__all__ = ["DeepMLP", "LAYER_KINDS"]
+__all__ = ["DeepMLP", "LAYER_KINDS", "PhaseMLP"]
 
 LAYER_KINDS = ("linear", "spike_slab")
+
+
+def _check(n_in: int, n_classes: int, width: int, depth: int, alpha: float, dropout: float, layer: str,
+           layer_kwargs: dict) -> None:
+    if min(n_in, n_classes, width, depth) < 1:
+        raise ValueError(f"n_in, n_classes, width and depth must be >= 1, "
+                         f"got {n_in}, {n_classes}, {width}, {depth}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha (LeakyReLU slope) must lie in [0, 1], got {alpha}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+    if layer not in LAYER_KINDS:
+        raise ValueError(f"layer must be one of {LAYER_KINDS}, got {layer!r}")
+    if layer == "linear" and layer_kwargs:
+        raise ValueError(f"layer_kwargs {sorted(layer_kwargs)} only apply to layer='spike_slab'")
+
+
+def _linear(layer: str, n_in: int, n_out: int, bias: bool, layer_kwargs: dict) -> nn.Module:
+    """``nn.Linear`` or :class:`SpikeSlabLinear` (``layer``), ``(n_in -> n_out)``."""
+    if layer == "linear":
+        return nn.Linear(n_in, n_out, bias=bias)
+    return SpikeSlabLinear(n_in, n_out, bias, **layer_kwargs)
 
 
 class DeepMLP(nn.Sequential):
@@ -42,22 +71,10 @@ class DeepMLP(nn.Sequential):
 
     def __init__(self, n_in: int, n_classes: int, *, width: int = 100, depth: int = 8, alpha: float = 0.0,
                  dropout: float = 0.0, batchnorm: bool = True, layer: str = "linear", **layer_kwargs):
-        if min(n_in, n_classes, width, depth) < 1:
-            raise ValueError(f"n_in, n_classes, width and depth must be >= 1, "
-                             f"got {n_in}, {n_classes}, {width}, {depth}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha (LeakyReLU slope) must lie in [0, 1], got {alpha}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
-        if layer not in LAYER_KINDS:
-            raise ValueError(f"layer must be one of {LAYER_KINDS}, got {layer!r}")
-        if layer == "linear" and layer_kwargs:
-            raise ValueError(f"layer_kwargs {sorted(layer_kwargs)} only apply to layer='spike_slab'")
+        _check(n_in, n_classes, width, depth, alpha, dropout, layer, layer_kwargs)
 
         def make(n_i, n_o, bias):
-            if layer == "linear":
-                return nn.Linear(n_i, n_o, bias=bias)
-            return SpikeSlabLinear(n_i, n_o, bias, **layer_kwargs)
+            return _linear(layer, n_i, n_o, bias, layer_kwargs)
 
         modules: list[nn.Module] = []
         for i in range(depth):
@@ -75,3 +92,76 @@ class DeepMLP(nn.Sequential):
     @property
     def model_args(self) -> dict:
         return {"kind": self.kind, **self._args}
+
+
+class PhaseMLP(nn.Module):
+    """The reference phase-diagram network of Shi, Pan & Dokmanic (2024), with its readout points.
+
+    ::
+
+        h_0 = BatchNorm1d(n_in)(x)                                              "input"
+        h_l = Dropout(p)(LeakyReLU(alpha)(BatchNorm1d(W_l h_{l-1} + b_l)))      "block1".."block{depth}"
+        z   = W_out h_depth + b_out                                              "logits"
+
+    Reference: ``n_in = 100`` (10x10 MNIST), ``width = 100``, ``depth = 7``, ``n_classes = 10``;
+    ``alpha = 0`` is ReLU, ``alpha = 1`` makes every block linear. The separation ``D_l`` is read
+    at the ``depth + 2`` points of :meth:`representations` (in eval mode Dropout is the identity,
+    so "after the block" and "after its LeakyReLU" coincide).
+
+    :param n_in: input width (100).
+    :param n_classes: output width (10).
+    :param width: hidden width (100).
+    :param depth: number of blocks (7).
+    :param alpha: LeakyReLU negative slope in [0, 1].
+    :param dropout: dropout probability ``p`` in every block, in [0, 1) (the dropout knob).
+    :param layer: ``"linear"`` (``nn.Linear``, with bias as in the reference) or ``"spike_slab"``
+        (:class:`SpikeSlabLinear` for every weight layer: the ensemble on the diagram).
+    :param layer_kwargs: passed to every :class:`SpikeSlabLinear` (``xi_max``, ``pi_init``, ...).
+    """
+
+    kind = "phase"
+
+    def __init__(self, n_in: int = 100, n_classes: int = 10, *, width: int = 100, depth: int = 7,
+                 alpha: float = 0.0, dropout: float = 0.0, layer: str = "linear", **layer_kwargs):
+        super().__init__()
+        _check(n_in, n_classes, width, depth, alpha, dropout, layer, layer_kwargs)
+        self.input_norm = nn.BatchNorm1d(n_in)
+        self.blocks = nn.ModuleList([
+            nn.Sequential(_linear(layer, n_in if i == 0 else width, width, True, layer_kwargs),
+                          nn.BatchNorm1d(width), nn.LeakyReLU(alpha), nn.Dropout(dropout))
+            for i in range(depth)])
+        self.readout = _linear(layer, width, n_classes, True, layer_kwargs)
+        self._args = {"n_in": n_in, "n_classes": n_classes, "width": width, "depth": depth, "alpha": alpha,
+                      "dropout": dropout, "layer": layer, **layer_kwargs}
+
+    @property
+    def model_args(self) -> dict:
+        return {"kind": self.kind, **self._args}
+
+    @property
+    def readout_points(self) -> list[tuple[str, nn.Module]]:
+        """``[(name, module)]``: the module whose output is each representation, in forward order.
+
+        Names ``"input"``, ``"block1"``, ..., ``"logits"``; for forward hooks
+        (``module.register_forward_hook``) when the representations are read inside another pass.
+        """
+        return ([("input", self.input_norm)] + [(f"block{i + 1}", block) for i, block in enumerate(self.blocks)]
+                + [("logits", self.readout)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(n, n_classes)`` of inputs ``x`` ``(n, n_in)``."""
+        return self.representations(x)[-1][1]
+
+    def representations(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """Every readout point of one pass, ``[("input", (n, n_in)), ("block1", (n, width)), ...,
+        ("logits", (n, n_classes))]``, in the module's current mode (call ``eval()`` for separation)."""
+        if x.ndim != 2 or x.shape[1] != self.input_norm.num_features:
+            raise ValueError(f"x must be (n, {self.input_norm.num_features}) (flattened 10x10 images for the "
+                             f"reference), got {tuple(x.shape)}")
+        h = self.input_norm(x)
+        out = [("input", h)]
+        for i, block in enumerate(self.blocks):
+            h = block(h)  # (n, width)
+            out.append((f"block{i + 1}", h))
+        out.append(("logits", self.readout(h)))
+        return out

@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from ensemble_nets._optional import require
 from ensemble_nets.training.runs import SUMMARY, read_json, write_atomic, write_json
 
 __all__ = ["ERROR", "GridError", "run_grid"]
@@ -182,10 +183,7 @@ def _run_cell(fn: Callable, cell: dict, out_dir: str) -> dict:
 
 def _run_ray(fn, todo, out_dir, address, n_workers):
     """Yield outcomes as Ray workers finish them."""
-    try:
-        import ray
-    except ImportError as err:  # pragma: no cover - ray is a dependency
-        raise ImportError("backend='ray' needs ray (pip install ray); or pass backend='serial'") from err
+    ray = require("ray", "grid", hint="or pass backend='serial'")
     started = False
     if not ray.is_initialized():
         if address is not None:

@@ -38,6 +38,7 @@ from ensemble_nets.training.runs import (
     METRICS,
     SUMMARY,
     load_checkpoint,
+    locks_run_dir,
     model_from_checkpoint,
     save_checkpoint,
     write_json,
@@ -212,6 +213,7 @@ def _summarize(history: list[dict], data: Dataset, model: nn.Module, config: Tra
     }
 
 
+@locks_run_dir
 def train(model: nn.Module, data: Dataset | DataLoader, config: TrainConfig | None = None, *,
           test_data: Dataset | DataLoader | None = None, run_dir=None, resume: bool = False, progress: bool = True,
           extra_config: dict | None = None) -> TrainResult:
@@ -227,7 +229,8 @@ def train(model: nn.Module, data: Dataset | DataLoader, config: TrainConfig | No
         loader whose shuffling draws from torch's global generator (the default ``shuffle=True``).
     :param test_data: with a ``DataLoader`` only: the test set, a ``DataLoader`` or a ``Dataset``.
     :param config: the loop's knobs (:class:`TrainConfig`).
-    :param run_dir: folder for config.json, metrics.csv, checkpoint.pt and summary.json.
+    :param run_dir: folder for config.json, metrics.csv, checkpoint.pt and summary.json; locked for the
+        run's life (:class:`~ensemble_nets.training.runs.RunLock`): a second process refuses at once.
     :param resume: continue the run in ``run_dir`` from its checkpoint (exact on CPU).
     :param progress: show a progress bar.
     :param extra_config: more entries for config.json (data set, protocol, ...).

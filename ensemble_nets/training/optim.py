@@ -68,12 +68,22 @@ def lr_at(epoch: int, lr: float, halve_every: int) -> float:
 
 @torch.no_grad()
 def project_(model: nn.Module) -> torch.Tensor:
-    """Apply every layer's ``project_()`` (pi to [0, 1], xi to >= 0); returns the entries moved."""
+    """Apply every layer's ``project_()`` (pi to [0, 1], xi to >= 0); returns the entries moved.
+
+    ``model`` is a whole network or a single layer (a bare
+    :class:`~ensemble_nets.layers.SpikeSlabLinear` is projected too). The
+    projected modules are the innermost ones that define ``project_``: a
+    module whose submodules carry their own ``project_`` is taken to delegate
+    to them, so no layer is projected (or counted) twice.
+    """
     moved = None
     for module in model.modules():
-        if module is not model and hasattr(module, "project_"):
-            count = module.project_()
-            moved = count if moved is None else moved + count
+        if not callable(getattr(module, "project_", None)):
+            continue
+        if any(callable(getattr(sub, "project_", None)) for sub in module.modules() if sub is not module):
+            continue  # a container of projected layers: its layers are visited themselves
+        count = module.project_()
+        moved = count if moved is None else moved + count
     return torch.zeros((), dtype=torch.long) if moved is None else moved
 
 

@@ -17,5 +17,5 @@ def trained_ensemble(tiny_mnist):
 
 @pytest.fixture(scope="package")
 def test_split(tiny_mnist):
-    """500 official test digits as (x, y)."""
+    """500 digits of the test set under ``mnist_root`` as (x, y)."""
     return tiny_mnist.x_test[:500], tiny_mnist.y_test[:500]

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import ensemble_nets as en
+from ensemble_nets.analysis.categories import LABELS, categorize
 from ensemble_nets.analysis.compare import compare_categories_modes, rank_auc
 
 
@@ -77,6 +78,46 @@ def test_accuracy_table_and_mdl_pixels():
     assert (full == 1.0).all()  # labels are the mean network's own outputs
     top = acc[(acc.kept == "top_k_modes") & (acc.k == 20) & (acc.layer == "layer1")].accuracy.iloc[0]
     assert top == pytest.approx(1.0)  # full rank is the layer itself
-    assert len(result.pixels) == 1 and 0 <= result.pixels.jaccard.iloc[0] <= 1
+    assert len(result.pixels) == 1
     with pytest.raises(ValueError, match="input width"):
         compare_categories_modes(model, mdl_model=en.ModeMLP((31, 8, 4), 3))
+
+
+def test_pixel_overlap_with_a_planted_mdl_network_is_exactly_one_third():
+    """Ensemble: pixels 0..5 carry every important connection. MDL: only pixels 0, 1, 2, 10, 11, 12 load on
+    its modes. Top 20% of 30 pixels = 6 on each side; overlap {0, 1, 2}, union 9 pixels: Jaccard 3 / 9."""
+    model = en.EnsembleMLP((30, 20, 4))
+    layer = model.linear_layers[0]
+    with torch.no_grad():
+        layer.pi.fill_(0.5); layer.xi.fill_(0.1)
+        layer.pi[:, :6], layer.xi[:, :6] = 0.0, 0.0
+    mdl = en.ModeMLP((30, 8, 4), 3)
+    with torch.no_grad():
+        mdl.modes0.zero_()
+        for rank, pixel in enumerate((0, 1, 2, 10, 11, 12)):
+            mdl.modes0[pixel] = 1.0 + rank  # distinct loadings, every one > 0
+    result = compare_categories_modes(model, mdl_model=mdl, ks=[1], top_fraction=0.2)
+    row = result.pixels.iloc[0]
+    assert row["jaccard"] == pytest.approx(1 / 3) and row["chance"] == pytest.approx(0.2 / 1.8)
+
+
+def test_inactive_connections_leave_the_auc_and_get_their_own_mass_rows():
+    model, block, absent = _planted_ensemble()
+    x_train = torch.rand(50, 30)
+    x_train[:, 5:15] = 0.0  # inputs 5..14 never fire: 200 connections of layer 1 are inactive, 60 of the block
+    plain = compare_categories_modes(model, ks=[1], top_fraction=0.3)
+    result = compare_categories_modes(model, ks=[1], top_fraction=0.3, train_data=x_train)
+    mass = result.mass.set_index(["layer", "k", "category"])
+    assert mass.loc[("layer1", 1, "inactive"), "connection_fraction"] == pytest.approx(200 / 600)
+    shares = result.mass[result.mass.layer == "layer1"].reconstruction_fraction.sum()
+    assert shares == pytest.approx(1.0)  # the four labels split W_k's mass
+    # the block's connections on inputs 5..9 are inactive: they leave the important class AND the "rest"
+    auc = result.auc.set_index(["layer", "k", "positive", "negative"]).auc
+    lab = categorize(model, data=x_train).labels["layer1"]
+    layer = model.linear_layers[0]
+    u, s, v = torch.linalg.svd(layer.weight.detach().double())
+    score = (s[0] * torch.outer(u[:, 0], v[0])).abs()
+    keep = lab != LABELS.index("inactive")
+    assert auc[("layer1", 1, "important", "rest")] == pytest.approx(rank_auc(score[keep], (lab == 0)[keep]))
+    assert rank_auc(score, lab == 0) < auc[("layer1", 1, "important", "rest")]  # counted as "rest" they would lower it
+    assert "inactive" not in set(plain.mass.category)

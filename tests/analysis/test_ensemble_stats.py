@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+import math
+
 from ensemble_nets.analysis import calibration_table, ensemble_statistics, hdi
+from ensemble_nets.analysis.ensemble_stats import predictive_scores
 from ensemble_nets.analysis._common import sampled_log_probs
 from ensemble_nets.models import EnsembleMLP
 
@@ -28,6 +31,13 @@ def test_statistics_match_their_definitions(trained_ensemble, test_split):
     filled = stats.calibration[stats.calibration["count"] > 0]
     ece = (filled["count"] / len(y) * (filled["accuracy"] - filled["confidence"]).abs()).sum()
     assert s["ece"] == pytest.approx(ece) and stats.calibration["count"].sum() == len(y)
+    # predictive scores against a brute-force loop over examples and members
+    probs = log_p.exp()
+    lppd = sum(math.log(sum(probs[k, i, y[i]].item() for k in range(6)) / 6) for i in range(len(y)))
+    assert s["lppd"] == pytest.approx(lppd, rel=1e-9) and s["nll"] == pytest.approx(-lppd / len(y), rel=1e-9)
+    brier = ((probs.mean(0) - torch.eye(10, dtype=torch.float64)[y]) ** 2).sum(-1).mean().item()
+    assert s["brier"] == pytest.approx(brier, rel=1e-9)
+    assert s["nll"] <= s["nll_members_mean"]  # Jensen: the average of the members predicts better
     # members disagree more where the ensemble is wrong
     assert s["mutual_information_wrong"] > s["mutual_information_correct"]
 
@@ -64,3 +74,16 @@ def test_hdi_of_a_normal_sample():
 def test_needs_two_networks(trained_ensemble, test_split):
     with pytest.raises(ValueError, match="n_networks"):
         ensemble_statistics(trained_ensemble, test_split, n_networks=1)
+
+
+def test_predictive_scores_of_a_hand_computed_case():
+    probs = torch.tensor([[[0.5, 0.5], [0.9, 0.1]],
+                          [[1.0, 0.0], [0.3, 0.7]]], dtype=torch.float64)  # (K=2, N=2, C=2); member 2 rules out a class
+    scores = predictive_scores(probs.log(), torch.tensor([0, 1]))
+    assert scores["lppd"] == pytest.approx(math.log(0.75) + math.log(0.4))
+    assert scores["nll"] == pytest.approx(-(math.log(0.75) + math.log(0.4)) / 2)
+    assert scores["brier"] == pytest.approx((0.125 + 0.72) / 2)
+    assert scores["brier_members_mean"] == pytest.approx((1.06 + 0.09) / 2)
+    assert scores["nll_members_mean"] == pytest.approx(-(math.log(0.5) + math.log(0.1) + math.log(0.7)) / 4)
+    with pytest.raises(ValueError, match="shape"):
+        predictive_scores(probs.log()[0], torch.tensor([0, 1]))

@@ -45,3 +45,19 @@ def test_entropy_table_averages_per_category():
     assert row["spike_mean"] + row["slab_mean"] == pytest.approx(row["entropy_mean"])
     empty = table.loc[("layer2", "variable")]
     assert empty["count"] == 0 and math.isnan(empty["entropy_mean"])
+
+
+def test_entropy_table_with_data_sets_inactive_connections_apart():
+    model = _planted()
+    x = torch.rand(20, 3) + 0.1
+    x[:, 2] = 0.0  # input 2 never fires: connections (0, 2) and (1, 2) of layer 1 are inactive
+    table = entropy_table(model, data=x).set_index(["layer", "category"])
+    assert table.loc[("layer1", "inactive"), "count"] == 2
+    assert table.loc[("layer1", "inactive"), "entropy_mean"] == pytest.approx(
+        (_formula(0.5, 0.1) + _formula(0.0, 0.0)) / 2, abs=1e-6)
+    # the variable class loses (0, 2); keeps (1, 0) and (1, 1)
+    assert table.loc[("layer1", "variable"), "count"] == 2
+    assert table.loc[("layer1", "variable"), "entropy_mean"] == pytest.approx(
+        (_formula(0.0, 0.3) + _formula(0.2, 0.0)) / 2, abs=1e-6)
+    assert table.loc[("layer1", "active"), "count"] == 4
+    assert table.loc[("layer1", "important"), "count"] == 1

@@ -9,7 +9,7 @@ from ensemble_nets.data import Dataset, load_dataset
 def test_image_shape_is_the_flat_data_reshaped(mnist_root):
     flat = load_dataset("mnist5k", mnist_root, download=False)
     images = load_dataset("mnist5k", mnist_root, download=False, shape="image")
-    assert images.x_train.shape == (5000, 1, 28, 28) and images.x_test.shape == (10000, 1, 28, 28)
+    assert images.x_train.shape == (5000, 1, 28, 28) and images.x_test.shape == (flat.n_test, 1, 28, 28)
     assert images.input_shape == (1, 28, 28) and flat.input_shape == (784,)
     assert images.n_features == flat.n_features == 784
     assert torch.equal(images.x_train.flatten(1), flat.x_train) and torch.equal(images.y_test, flat.y_test)

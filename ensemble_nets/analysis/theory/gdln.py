@@ -32,6 +32,11 @@ over ``P = M n_items`` examples with SGD step ``lr``; per mode its gradient is
 ``lr * 2 M / n_items`` of ODE time (tau = 1): ``3.5 lr`` for M = 7, 4 items,
 as DESIGN.md states (:func:`ode_time_per_epoch`; with a ``1/2`` in the loss it
 would be ``1.75 lr``).
+
+The race between pathways (:func:`race_ode_rhs`, :func:`integrate_race_ode`,
+:func:`race_outcome`): a shared pathway and private per-domain pathways that can each
+solve the task, one ODE term per pathway; the network and its simulation are in
+:mod:`ensemble_nets.protocols.racing`.
 """
 from __future__ import annotations
 
@@ -41,8 +46,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["balanced_time", "fixed_point", "integrate_routing_ode", "ode_time_per_epoch", "representation_similarity",
-           "routing_modes", "routing_ode_rhs"]
+__all__ = ["balanced_time", "fixed_point", "integrate_race_ode", "integrate_routing_ode", "ode_time_per_epoch",
+           "race_ode_rhs", "race_outcome", "representation_similarity", "routing_modes", "routing_ode_rhs"]
 
 
 def ode_time_per_epoch(lr: float, n_domains: int = 7, n_items: int = 4) -> float:
@@ -158,3 +163,102 @@ def representation_similarity(h: Tensor) -> Tensor:
     h = h.double() - h.double().mean(dim=1, keepdim=True)
     h = h / h.norm(dim=1, keepdim=True)
     return h @ h.T
+
+
+# --- the race between pathways (DESIGN.md 4.3: "the reduction has one term per pathway") -------------------------
+#
+# Pathways ``p`` (each a two-or-more-layer linear chain from the shared input to the shared output) compete for
+# the same targets. With aligned initialisation every pathway keeps, per singular mode ``alpha`` (value ``s``), one
+# scalar per layer ``b_{p,1..N}``; its strength is ``a_p = prod_k b_{p,k}``. Pathway ``p`` is gated on for the
+# domains in ``S_p``; domain ``m``'s error is ``e_m = s - sum_{p: m in S_p} a_p``, and with ODE time
+# ``t = step * lr * 2 / P`` (loss (1/P) sum ||y - yhat||^2 over P examples, one-hot items)::
+#
+#     db_{p,k}/dt = (a_p / b_{p,k}) sum_{m in S_p} e_m
+#
+# Each pathway's speed is the sum of the errors of the domains it serves: a pathway shared by D domains races
+# D times faster than a private one. Two-layer balanced pathways (b_{p,1} = b_{p,2}) obey
+# d ln a_p / dt = 2 sum_{m in S_p} e_m; for a shared pathway serving D domains, each of which also has a private
+# pathway (all private inits equal), the errors are equal, so ln(a/a0) = D ln(c/c0) for all t and the race ends at
+#
+#     a_inf = a0 (c_inf / c0)^D,     a_inf + c_inf = s          (:func:`race_outcome`)
+#
+# D = 1 with a0 = c0 is a tie (each carries s/2); with D > 1 and small init the shared pathway carries nearly all
+# of s: c_inf ~ (s c0^D / a0)^(1/D) ... -> 0 as the init shrinks.
+
+
+def race_ode_rhs(b: np.ndarray, s: np.ndarray, membership: np.ndarray) -> np.ndarray:
+    """``db/dt`` of the pathway race.
+
+    Parameters
+    ----------
+    b : ndarray, shape (n_modes, n_paths, depth)
+        Layer scalars of every pathway per mode.
+    s : ndarray, shape (n_modes,)
+        Singular values of the per-domain ``Sigma_yx``.
+    membership : ndarray, shape (n_paths, n_domains)
+        1 where pathway ``p`` is gated on for domain ``m``, else 0.
+    """
+    strength = b.prod(-1)                                    # (n_modes, n_paths) a_p
+    err = s[:, None] - strength @ membership                 # (n_modes, n_domains) e_m
+    drive = err @ membership.T                               # (n_modes, n_paths) sum_{m in S_p} e_m
+    others = np.stack([np.delete(b, k, axis=-1).prod(-1) for k in range(b.shape[-1])], axis=-1)  # a_p / b_pk
+    return others * drive[..., None]
+
+
+def integrate_race_ode(s, b0, membership, times, *, max_step: float = 1e-3) -> np.ndarray:
+    """Integrate :func:`race_ode_rhs` (fourth-order Runge-Kutta); returns ``b`` at ``times``.
+
+    :param s: ``(n_modes,)`` singular values.
+    :param b0: ``(n_modes, n_paths, depth)`` initial layer scalars.
+    :param membership: ``(n_paths, n_domains)`` 0/1 gating of pathways by domain.
+    :param times: ``(T,)`` non-decreasing output times starting at 0 (ODE time, see the section comment).
+    :param max_step: largest RK4 step.
+    :returns: ``(T, n_modes, n_paths, depth)``.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    x = np.array(b0, dtype=np.float64)
+    membership = np.asarray(membership, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    if x.ndim != 3 or x.shape[:2] != (s.shape[0], membership.shape[0]):
+        raise ValueError(f"b0 must be (n_modes={s.shape[0]}, n_paths={membership.shape[0]}, depth), got {x.shape}")
+    if times.ndim != 1 or times[0] != 0 or (np.diff(times) < 0).any():
+        raise ValueError("times must be a non-decreasing 1-D array starting at 0")
+    out, t = [x.copy()], 0.0
+    for t_next in times[1:]:
+        n_steps = max(1, math.ceil((t_next - t) / max_step))
+        h = (t_next - t) / n_steps
+        for _ in range(n_steps):
+            k1 = race_ode_rhs(x, s, membership)
+            k2 = race_ode_rhs(x + h / 2 * k1, s, membership)
+            k3 = race_ode_rhs(x + h / 2 * k2, s, membership)
+            k4 = race_ode_rhs(x + h * k3, s, membership)
+            x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        t = t_next
+        out.append(x.copy())
+    return np.stack(out)
+
+
+def race_outcome(s, shared_init, private_init, n_shared: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where the race of a balanced two-layer shared pathway against private ones ends.
+
+    Solves ``a = a0 (c / c0)^D``, ``a + c = s`` (section comment) for every mode.
+
+    :param s: ``(n_modes,)`` singular values (> 0).
+    :param shared_init: ``a0 > 0``, the shared pathway's initial strength (``gain^2`` for aligned init).
+    :param private_init: ``c0 > 0``, every private pathway's initial strength (below ``s``).
+    :param n_shared: ``D >= 1``, the number of domains the shared pathway serves.
+    :returns: ``(a_inf, c_inf)``, each ``(n_modes,)``: what the shared pathway and each private pathway of a
+        shared domain carry at the end.
+    """
+    s = np.atleast_1d(np.asarray(s, dtype=np.float64))
+    if n_shared < 1 or not shared_init > 0 or not private_init > 0 or (s <= 0).any():
+        raise ValueError(f"need n_shared >= 1, shared_init > 0, private_init > 0 and s > 0; got {n_shared}, "
+                         f"{shared_init}, {private_init}, {s}")
+    a0, c0, d = float(shared_init), float(private_init), int(n_shared)
+    lo, hi = np.zeros_like(s), s.copy()  # g(c) = a0 (c/c0)^D + c - s is increasing in c
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        above = a0 * np.exp(d * (np.log(mid) - np.log(c0))) + mid > s
+        hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
+    c = (lo + hi) / 2
+    return s - c, c

@@ -65,7 +65,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import erf
+
+from ensemble_nets._optional import require
 
 __all__ = ["i3_table", "i4_table", "generalization_error", "integrate_order_parameters", "order_parameters",
            "order_parameter_rhs", "preconditioner", "sgd_step", "simulate_online", "specialization"]
@@ -176,7 +177,7 @@ def integrate_order_parameters(q0: np.ndarray, m0: np.ndarray, t: np.ndarray, pr
     -------
     dict with "alpha" (n,), "q" (n, K, K), "m" (n, K, K), "eps_g" (n,).
     """
-    from scipy.integrate import solve_ivp
+    solve_ivp = require("scipy.integrate", "theory").solve_ivp
 
     alphas = np.asarray(alphas, dtype=np.float64)
     if alphas.ndim != 1 or alphas.size == 0 or np.any(np.diff(alphas) <= 0) or alphas[0] < 0:
@@ -214,6 +215,7 @@ def sgd_step(xi_hat: np.ndarray, mixing: np.ndarray, x: np.ndarray, y: np.ndarra
     y : np.ndarray, shape (n_runs,)
         The teacher's labels.
     """
+    erf = require("scipy.special", "theory").erf
     k = mixing.shape[0]
     root_d = math.sqrt(x.shape[-1])
     h = np.matmul(xi_hat, x[:, :, None])[:, :, 0] / root_d     # (n_runs, P): xi_hat x / sqrt(d)
