@@ -202,11 +202,12 @@ class SpikeSlabLayer(nn.Module):
 
     def _mean_field(self, x: torch.Tensor) -> torch.Tensor:
         """Noisy mean-field pre-activation (no bias), differentiable by autograd; eps fresh per output."""
+        # The 1/sqrt(fan_in) scale goes into the (small) weights, not the (large) activations:
+        # (A(x, mu) + sqrt(A(x^2, var) + floor) eps) / sqrt(n) = A(x, mu/sqrt(n)) + sqrt(A(x^2, var/n) + floor/n) eps
         mu, var = spike_slab_moments(self.pi, self.m, self.xi)
-        mean = self._apply_weight(x, mu)
-        delta = torch.sqrt(self._apply_weight(x.square(), var) + self.floor)
-        eps = torch.randn_like(mean)
-        return (mean + delta * eps) / math.sqrt(self.fan_in)
+        mean = self._apply_weight(x, mu / math.sqrt(self.fan_in))
+        delta = torch.add(self._apply_weight(x.square(), var / self.fan_in), self.floor / self.fan_in).sqrt_()
+        return torch.addcmul(mean, delta, torch.randn_like(mean))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
