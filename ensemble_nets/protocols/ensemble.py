@@ -37,7 +37,7 @@ from ensemble_nets.training.runs import CHECKPOINT, SUMMARY, load_checkpoint, lo
 
 __all__ = ["ANALYSIS", "BUDGETS", "COMPARED_RUNS", "EnsembleConfig", "MAIN_RUN", "REQUIRED_RUNS", "analyze_cell",
            "analyze_run", "figure_tables", "jobs", "load_finished_run", "missing_runs", "read_analysis",
-           "training_finished"]
+           "train_job", "training_finished"]
 
 ANALYSIS = "analysis"
 MAIN_RUN = "default-ensemble-s0"
@@ -179,21 +179,34 @@ def missing_runs(runs: str | Path) -> dict[str, str]:
     return {} if (Path(runs) / MAIN_RUN / ANALYSIS / "summary.json").is_file() else dict(REQUIRED_RUNS)
 
 
+def train_job(runs: str | Path, run_name: str, protocol: str, overrides: dict):
+    """A single-run job training ``protocol`` with ``overrides`` into ``runs/run_name`` (resumable), or None if trained.
+
+    Figure runs train on the embedded digits (``mnist5k``) and never download.
+    """
+    from ensemble_nets.protocols import mnist
+    from ensemble_nets.protocols.figures import Job, JOBS_DIR
+
+    run_dir = Path(runs) / run_name
+    if training_finished(run_dir):
+        return None
+    overrides = {"dataset": "mnist5k", "download": False, **overrides}
+    cell = {"name": run_name, "run_dir": str(run_dir), "protocol": protocol, "overrides": overrides}
+    return Job(Path(runs) / JOBS_DIR, mnist.run_cell, [cell], lambda c: training_finished(c["run_dir"]))
+
+
 def jobs(runs: str | Path, config: EnsembleConfig) -> list:
     """Train ``runs/default-ensemble-s0`` (the default preset, resumable), then analyse it."""
-    from ensemble_nets.protocols import mnist
     from ensemble_nets.protocols.figures import single_run_job
 
     if not missing_runs(runs):
         return []
     run_dir = Path(runs) / MAIN_RUN
-    overrides = {"data_root": config.data_root,
-                 "train": {"epochs": config.epochs} if config.epochs is not None else {}}
-    train = single_run_job(runs, MAIN_RUN, mnist.run_cell, run_dir, config, lambda cell: training_finished(run_dir),
-                           protocol="default", overrides=overrides)
+    train = train_job(runs, MAIN_RUN, "default", {"data_root": config.data_root,
+                                                   "train": {"epochs": config.epochs} if config.epochs else {}})
     analyze = single_run_job(runs, f"{MAIN_RUN}-{ANALYSIS}", analyze_cell, run_dir, config,
                              lambda cell: not missing_runs(runs))
-    return [analyze] if training_finished(run_dir) else [train, analyze]
+    return [job for job in (train, analyze) if job is not None]
 
 
 def read_analysis(run: str | Path) -> dict:
