@@ -33,7 +33,8 @@ from ensemble_nets.analysis.frames import parameter_frame
 from ensemble_nets.analysis.perturb import DEFAULT_FRACTIONS, perturbation_curves, summarize_perturbations
 from ensemble_nets.cli import positive_int
 from ensemble_nets.data import load_dataset
-from ensemble_nets.training.runs import CHECKPOINT, SUMMARY, load_checkpoint, load_run, read_json, write_atomic, write_json
+from ensemble_nets.training.runs import (CHECKPOINT, SUMMARY, load_checkpoint, load_run, read_json, write_atomic,
+                                         write_json)
 
 __all__ = ["ANALYSIS", "BUDGETS", "COMPARED_RUNS", "EnsembleConfig", "MAIN_RUN", "REQUIRED_RUNS", "analyze_cell",
            "analyze_run", "figure_tables", "jobs", "load_finished_run", "missing_runs", "read_analysis",
@@ -167,7 +168,8 @@ def training_finished(run_dir: str | Path) -> bool:
 
 
 def analyze_cell(cell: dict, cell_dir: Path) -> dict:
-    """A :func:`~ensemble_nets.training.run_grid` cell: :func:`analyze_run` of ``cell["run_dir"]`` at ``cell["config"]``."""
+    """A :func:`~ensemble_nets.training.run_grid` cell: :func:`analyze_run` of ``cell["run_dir"]``, options from
+    ``cell["config"]``."""
     c = cell["config"]
     summary, _ = analyze_run(cell["run_dir"], n_networks=c["n_networks"], perturb_networks=c["perturb_networks"],
                              fractions=c["fractions"], max_weights=c["max_weights"], seed=c["seed"], progress=False)

@@ -115,7 +115,7 @@ def simulate(task: RoutingTask, init: str, gain: float, seed: int, config: Gated
     batch = routing_batch(task, "train", dtype=torch.float64)
     test = routing_batch(task, "test", dtype=torch.float64) if task.held_out_pairs() else None
     net = routing_network(task, hidden=config.hidden, gain=gain, init=init, seed=seed, dtype=torch.float64)
-    per_epoch = ode_time_per_epoch(config.lr, task.n_domains, task.n_items)
+    per_epoch = ode_time_per_epoch(config.lr, n_domains=task.n_domains, n_items=task.n_items)
 
     def record(epoch, model):
         row = {**tags, "ode_time": epoch * per_epoch}
@@ -143,10 +143,10 @@ def run(config: GatedConfig, out: str | Path) -> dict:
     task = RoutingTask(n_domains=config.domains, n_trained=config.trained)
     _, s, _ = task.svd()
     m_dom, k = task.n_domains, task.n_trained
-    per_epoch = ode_time_per_epoch(config.lr, m_dom, task.n_items)
+    per_epoch = ode_time_per_epoch(config.lr, n_domains=m_dom, n_items=task.n_items)
     n_modes = s.shape[0]
     rows, theory, summary = [], [], {"ode_time_per_epoch": per_epoch, "singular_values": s.tolist(),
-                                    "fixed_point_b_h": fixed_point(s, m_dom)[:, 1].tolist()}
+                                    "fixed_point_b_h": fixed_point(s, n_domains=m_dom)[:, 1].tolist()}
 
     # dynamics: aligned and random init against the ODE
     dyn = {}
@@ -200,7 +200,7 @@ def run(config: GatedConfig, out: str | Path) -> dict:
     race = []
     for kk in config.race_k:
         task_k = RoutingTask(n_domains=m_dom, n_trained=kk)
-        target = float(fixed_point(s, m_dom)[0, 1]) / 2
+        target = float(fixed_point(s, n_domains=m_dom)[0, 1]) / 2
         for init, seeds in (("aligned", [0]), ("orthogonal", range(config.seeds))):
             for seed in seeds:
                 r, _ = simulate(task_k, init, config.gain, seed, config, config.race_epochs,

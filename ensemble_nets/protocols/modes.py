@@ -100,7 +100,8 @@ def analyze_modes(models: dict, data, out: str | Path, *, n_random: int = 5, n_b
                 fits.append({"model": name, "layer": layer, "score": score, "n_modes": len(values), **fit.to_dict()})
         for layer in range(1, len(model.linear_layers) + 1):
             for order in REMOVAL_ORDERS:
-                removal.append(mode_removal_curve(model, data, layer, order, FRACTIONS, n_random,
+                removal.append(mode_removal_curve(model, data, layer, order=order, fractions=FRACTIONS,
+                                                  n_random=n_random,
                                                   by="tau" if name.startswith("mdl") else "sigma").assign(model=name))
         latent.append(latent_table(model, data).assign(model=name))
         print(f"analysed {name}", flush=True)

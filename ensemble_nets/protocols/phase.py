@@ -168,7 +168,7 @@ class PhaseGridConfig:
     model: str = field(default="linear", metadata={"choices": ("linear", "spike_slab"),
                                                    "help": "plain layers or spike-and-slab ensemble layers"})
     knob: str | None = field(default=None, metadata={"choices": PHASE_KNOBS,
-                                                     "help": "the noise axis (None: label_noise; xi_max for spike_slab)"})
+                                                     "help": "the noise axis (None: label_noise, spike_slab: xi_max)"})
     levels: tuple | None = field(default=None, metadata={"type": float, "many": True,
                                                          "help": "knob levels (None: 3 coarse ones)"})
     alphas: tuple | None = field(default=None, metadata={"type": float, "many": True,
@@ -258,7 +258,8 @@ BUDGETS = {
 
 def missing_runs(runs: str | Path) -> dict[str, str]:
     """Required grid folders without a finished cell."""
-    return {folder: cmd for folder, cmd in REQUIRED_RUNS.items() if not any((Path(runs) / folder).glob("*/summary.json"))}
+    return {folder: cmd for folder, cmd in REQUIRED_RUNS.items()
+            if not any((Path(runs) / folder).glob("*/summary.json"))}
 
 
 def jobs(runs: str | Path, configs) -> list:

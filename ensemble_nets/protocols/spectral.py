@@ -45,7 +45,8 @@ VARIANTS = {"standard": ("standard", "not_input"), "spectral": ("spectral", "not
             "spectral_paper": ("spectral", "all")}
 MAIN_RUN = "spectral"
 #: Run folders (relative to the runs folder) the figures need -> the command that makes them.
-REQUIRED_RUNS = {MAIN_RUN: f"python experiments/spectral_scaling.py --data-root ../shared/data/mnist --out runs/{MAIN_RUN}"}
+REQUIRED_RUNS = {MAIN_RUN: "python experiments/spectral_scaling.py --data-root ../shared/data/mnist "
+                           f"--out runs/{MAIN_RUN}"}
 
 
 @dataclass(frozen=True)

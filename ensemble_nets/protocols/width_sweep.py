@@ -33,7 +33,8 @@ __all__ = ["BUDGETS", "WidthSweepConfig", "cell_name", "grid_cells", "run", "sum
 class WidthSweepConfig:
     """The sweep's grid and training budget; the defaults are the CPU reference grid (784-N-N-10)."""
 
-    widths: tuple = field(default=(25, 50, 100, 200, 400, 800), metadata={"type": positive_int, "help": "hidden widths N"})
+    widths: tuple = field(default=(25, 50, 100, 200, 400, 800), metadata={"type": positive_int,
+                                                                          "help": "hidden widths N"})
     modes: tuple = field(default=(1, 2, 4, 8, 16, 32), metadata={"type": positive_int, "help": "numbers of modes P"})
     seeds: tuple = (0,)
     depth: int = field(default=2, metadata={"type": positive_int, "help": "hidden layers (784-N-...-N-10)"})

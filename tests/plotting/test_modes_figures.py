@@ -27,7 +27,8 @@ def test_make_figures_from_tiny_tables(tmp_path):
         fit = fit_piecewise_power_law(range(1, len(group) + 1), group[score].to_numpy(), n_boot=5)
         fits.append({"model": name, "layer": "layer1", "score": score, "n_modes": len(group), **fit.to_dict()})
         for order in ("least_first", "most_first", "random"):
-            removal.append(mode_removal_curve(model, (x, y), 1, order, [0, 0.5, 1], 2).assign(model=name))
+            curve = mode_removal_curve(model, (x, y), 1, order=order, fractions=[0, 0.5, 1], n_random=2)
+            removal.append(curve.assign(model=name))
         latent.append(latent_table(model, (x, y), n_components=2).assign(model=name))
     comparison = compare_categories_modes(models["ensemble"], (x, y), ks=[1, 3, 9])
     folder = tmp_path / "runs" / protocol.ANALYSIS

@@ -45,12 +45,12 @@ __all__ = ["balanced_time", "fixed_point", "integrate_routing_ode", "ode_time_pe
            "routing_modes", "routing_ode_rhs"]
 
 
-def ode_time_per_epoch(lr: float, n_domains: int = 7, n_items: int = 4) -> float:
+def ode_time_per_epoch(lr: float, *, n_domains: int = 7, n_items: int = 4) -> float:
     """ODE time (tau = 1) of one full-batch SGD epoch: ``lr * 2 M / n_items`` (3.5 lr for the reference)."""
     return lr * 2.0 * n_domains / n_items
 
 
-def routing_ode_rhs(b: Tensor, s: Tensor, n_domains: int, n_trained: int) -> Tensor:
+def routing_ode_rhs(b: Tensor, s: Tensor, *, n_domains: int, n_trained: int) -> Tensor:
     """``tau db/dt`` for ``b`` of shape ``(..., 3)`` = ``(b_in, b_h, b_out)`` and singular values ``s`` (...)."""
     m_dom, k = n_domains, n_trained
     b_in, b_h, b_out = b.unbind(-1)
@@ -107,7 +107,7 @@ def integrate_routing_ode(s: Tensor, b0: Tensor, times: Tensor, *, n_domains: in
     return torch.from_numpy(np.stack(out))
 
 
-def fixed_point(s: Tensor, n_domains: int = 7) -> Tensor:
+def fixed_point(s: Tensor, *, n_domains: int = 7) -> Tensor:
     """Balanced fixed point ``(b_in, b_h, b_out)`` per mode: ``b_h = (M s)^(1/3)``, ``b_in = b_out = b_h / sqrt(M)``."""
     s = torch.as_tensor(s, dtype=torch.float64)
     b_h = (n_domains * s) ** (1 / 3)
@@ -131,7 +131,7 @@ def balanced_time(p: Tensor, s: Tensor, p0: Tensor, *, n_domains: int = 7, n_tra
     return tau * n_domains ** (5 / 3) / (n_trained * s) * (_antiderivative(q, a) - _antiderivative(q0, a))
 
 
-def routing_modes(net, task, pairs: list[tuple[int, int]] | None = None) -> dict[str, Tensor]:
+def routing_modes(net, task, *, pairs: list[tuple[int, int]] | None = None) -> dict[str, Tensor]:
     """Project the routing network's weights on the task's singular vectors, per mode (shape (n_modes,) each).
 
     ``b_in = mean_m ||W_enc^m v||``, ``b_out = mean_n ||W_dec^n^T u||``,
