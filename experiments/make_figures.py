@@ -38,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--backend", choices=("ray", "serial"), default="ray", help="Ray workers, or in-process")
     p.add_argument("--workers", type=positive_int, default=2, help="local Ray worker processes")
     p.add_argument("--address", help="a Ray cluster address (e.g. auto); default: local workers")
+    p.add_argument("--data-root", type=Path, default=Path("../shared/data/mnist"),
+                   help="folder with the official MNIST test set, for the runs (default: %(default)s)")
     args = p.parse_args(argv)
     if args.run_missing and args.budget is None:
         p.error(f"--run-missing needs --budget, one of {', '.join(BUDGET_NAMES)}")
@@ -59,7 +61,7 @@ def main(argv=None) -> int:
             tick = time.perf_counter()
             print(f"[{name}] running the missing runs at budget {args.budget} under {args.runs}", file=sys.stderr)
             run_missing(name, args.runs, args.budget, backend=args.backend, address=args.address,
-                        n_workers=args.workers)
+                        n_workers=args.workers, data_root=args.data_root)
             print(f"[{name}] runs done in {time.perf_counter() - tick:.0f} s", file=sys.stderr)
         missing = protocol.missing_runs(args.runs)
         if missing:

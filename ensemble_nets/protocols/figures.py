@@ -23,7 +23,7 @@ from typing import Callable
 from ensemble_nets.training.grid import run_grid
 from ensemble_nets.training.runs import SUMMARY
 
-__all__ = ["BUDGET_NAMES", "FAMILIES", "JOBS_DIR", "Job", "family", "run_missing", "single_run_job"]
+__all__ = ["BUDGET_NAMES", "FAMILIES", "JOBS_DIR", "Job", "family", "run_missing", "single_run_job", "with_data_root"]
 
 #: Figure families, in the order the paper shows them: name -> protocol module.
 FAMILIES: dict[str, str] = {
@@ -69,15 +69,32 @@ def single_run_job(runs: Path, name: str, fn: Callable[[dict, Path], dict], run_
     return Job(Path(runs) / JOBS_DIR, fn, [cell], done)
 
 
+def with_data_root(config, data_root: str | Path | None):
+    """``config`` (or each config of a tuple) with ``data_root`` made absolute, so any worker finds it."""
+    from dataclasses import fields, replace
+
+    if data_root is None:
+        return config
+    if isinstance(config, tuple):
+        return tuple(with_data_root(c, data_root) for c in config)
+    if "data_root" in {f.name for f in fields(config)}:
+        return replace(config, data_root=str(Path(data_root).resolve()))
+    return config
+
+
 def run_missing(name: str, runs: str | Path, budget: str, *, backend: str = "ray", address: str | None = None,
-                n_workers: int | None = None, progress: bool = True) -> list[str]:
-    """Run what family ``name`` misses under ``runs`` at ``budget``; the names of the cells run or resumed."""
+                n_workers: int | None = None, progress: bool = True,
+                data_root: str | Path | None = None) -> list[str]:
+    """Run what family ``name`` misses under ``runs`` at ``budget``; the names of the cells run or resumed.
+
+    ``data_root`` (the MNIST test set folder) replaces the budgets' relative default, made absolute.
+    """
     if budget not in BUDGET_NAMES:
         raise ValueError(f"unknown budget {budget!r}; choose from {BUDGET_NAMES}")
     protocol = family(name)
     runs = Path(runs)
     names = []
-    for job in protocol.jobs(runs, protocol.BUDGETS[budget]):
+    for job in protocol.jobs(runs, with_data_root(protocol.BUDGETS[budget], data_root)):
         for cell in job.cells:  # an output deleted or left unfinished since its cell was marked done: redo it
             summary = Path(job.out_dir) / cell["name"] / SUMMARY
             if job.done is not None and summary.is_file() and not job.done(cell):
