@@ -63,20 +63,11 @@ def integrate_routing_ode(s: Tensor, b0: Tensor, times: Tensor, *, n_domains: in
                           tau: float = 1.0, max_step: float = 0.01) -> Tensor:
     """Integrate the reduced ODE (fourth-order Runge-Kutta) and return ``b`` at ``times``.
 
-    Parameters
-    ----------
-    s : Tensor, shape (n_modes,)
-        Singular values of ``Sigma_yx``.
-    b0 : Tensor, shape (n_modes, 3) or (3,)
-        Initial ``(b_in, b_h, b_out)`` per mode.
-    times : Tensor, shape (T,)
-        Non-decreasing output times, starting at 0.
-    max_step : float
-        Largest RK4 step (in units of tau).
-
-    Returns
-    -------
-    Tensor, shape (T, n_modes, 3)
+    :param s: (Tensor, shape (n_modes,)) Singular values of ``Sigma_yx``.
+    :param b0: (Tensor, shape (n_modes, 3) or (3,)) Initial ``(b_in, b_h, b_out)`` per mode.
+    :param times: (Tensor, shape (T,)) Non-decreasing output times, starting at 0.
+    :param max_step: (float) Largest RK4 step (in units of tau).
+    :returns: Tensor, shape (T, n_modes, 3)
     """
     s = torch.as_tensor(s, dtype=torch.float64)
     b = torch.as_tensor(b0, dtype=torch.float64).expand(s.shape[0], 3).clone()
