@@ -20,7 +20,6 @@ from torch import nn
 from ensemble_nets.analysis._common import named_layers
 from ensemble_nets.analysis.categories import CATEGORIES, categorize
 from ensemble_nets.analysis.separation import load_curve_shape
-from ensemble_nets.analysis.theory.spring_block import simulate_spring_block
 
 __all__ = ["SPRING_BLOCK_STEPS", "parameter_frame", "spring_block_frames"]
 
@@ -58,6 +57,8 @@ def spring_block_frames(frictions: Sequence[float] = (0.15, 0.3, 0.45, 0.6),
     total drop is -1, 0 prepended) at ``curve_friction``; ``diagram``: ``friction``, ``noise``,
     ``curvature`` (:func:`~ensemble_nets.analysis.load_curve_shape`) of every pair.
     """
+    from ensemble_nets.analysis.theory.spring_block import simulate_spring_block  # theory/ needs scipy
+
     n_steps = n_steps or SPRING_BLOCK_STEPS
     curves, diagram = [], []
     for friction in frictions:
