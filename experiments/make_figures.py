@@ -54,6 +54,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.run_missing and args.backend == "ray":  # one Ray session for every family's jobs
+        import ray
+
+        if args.address is not None:
+            ray.init(address=args.address, include_dashboard=False)
+        else:
+            ray.init(num_cpus=args.workers, include_dashboard=False)
+    try:
+        return _make(args)
+    finally:
+        if args.run_missing and args.backend == "ray":
+            ray.shutdown()
+
+
+def _make(args: argparse.Namespace) -> int:
     skipped = 0
     for name in args.only or list(FAMILIES):
         protocol = family(name)
