@@ -2,7 +2,7 @@
 """Make the paper figures from run folders; with --run-missing, first run what they need.
 
     python experiments/make_figures.py                                   # draw; name the missing runs
-    python experiments/make_figures.py --run-missing --budget quick      # every figure, ~30 min on 2 cores
+    python experiments/make_figures.py --run-missing --budget quick      # every figure, ~5 min on 2 cores
     python experiments/make_figures.py --run-missing --budget paper --only phase gated --address auto
 
 Each figure family has a protocol module (``ensemble_nets.protocols.<family>``: the runs it needs,
@@ -34,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--only", nargs="+", choices=list(FAMILIES), metavar="FAMILY",
                    help=f"make only these families, of: {', '.join(FAMILIES)}")
     p.add_argument("--run-missing", action="store_true", help="run the missing runs first (needs --budget)")
-    p.add_argument("--budget", choices=BUDGET_NAMES, help="quick: ~30 min on 2 CPU cores; paper: the reference")
+    p.add_argument("--budget", choices=BUDGET_NAMES, help="quick: minutes on 2 CPU cores; paper: the reference")
     p.add_argument("--backend", choices=("ray", "serial"), default="ray", help="Ray workers, or in-process")
     p.add_argument("--workers", type=positive_int, default=2, help="local Ray worker processes")
     p.add_argument("--address", help="a Ray cluster address (e.g. auto); default: local workers")
