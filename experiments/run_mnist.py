@@ -34,7 +34,7 @@ import ensemble_nets as en
 from ensemble_nets.cli import non_negative_float, non_negative_int, positive_float, positive_int
 from ensemble_nets.data import DATASETS
 from ensemble_nets.models import MODEL_KINDS
-from ensemble_nets.protocols.mnist import TOP_LEVEL_KEYS, TRAIN_KEYS, resumed_config, train_run
+from ensemble_nets.protocols.mnist import TOP_LEVEL_KEYS, TRAIN_KEYS, resumed_config, summary_lines, train_run
 from ensemble_nets.training import PRESETS
 from ensemble_nets.training.objective import OBJECTIVES
 from ensemble_nets.training.runs import CONFIG
@@ -108,25 +108,8 @@ def main(argv=None) -> dict:
         summary = train_run(config, out, protocol=protocol, resume=args.resume, progress=args.progress)
     except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError) as err:
         sys.exit(f"run_mnist.py: error: {err}")
-    _report(summary, out)
+    print("\n".join(summary_lines(summary, out)))
     return summary
-
-
-def _report(summary: dict, out: Path) -> None:
-    mf, sampled = summary["test_acc_mean_field"], summary["test_acc_sampled"]
-    lines = [
-        f"run folder: {out}",
-        f"data: {summary['dataset']} ({summary['n_train']} train, {summary['n_test']} test: {summary['test_source']})",
-        f"test accuracy, mean-field pass: final {mf['final']:.4f}, best {mf['best']['value']:.4f} "
-        f"(epoch {mf['best']['epoch']})" if mf["final"] is not None else "no epochs run",
-    ]
-    if sampled["mean"] is not None:
-        lines.append(f"test accuracy, {sampled['n_networks']} sampled networks: "
-                     f"{sampled['mean']:.4f} +- {sampled['std']:.4f}")
-    for layer, fractions in summary.get("categories", {}).items():
-        lines.append(f"categories, {layer}: " + ", ".join(f"{k} {v:.3f}" for k, v in fractions.items()))
-    lines.append(f"wall time {summary['wall_seconds']:.1f} s on {summary['device']}")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from ensemble_nets.training.loop import train
 from ensemble_nets.training.presets import ExperimentConfig
 from ensemble_nets.training.runs import CHECKPOINT, CONFIG, SUMMARY, read_json, write_json
 
-__all__ = ["TOP_LEVEL_KEYS", "TRAIN_KEYS", "resumed_config", "run_cell", "train_run"]
+__all__ = ["TOP_LEVEL_KEYS", "TRAIN_KEYS", "resumed_config", "run_cell", "summary_lines", "train_run"]
 
 #: The knobs of an ExperimentConfig outside ``train``, and those inside it.
 TOP_LEVEL_KEYS = {"dataset", "data_root", "download", "n_train", "n_test", "model", "sizes", "activation", "m_std",
@@ -99,3 +99,21 @@ def run_cell(cell: dict, cell_dir: Path) -> dict:
     summary = train_run(config, run_dir, protocol=cell["protocol"], resume=(run_dir / CHECKPOINT).is_file(),
                         progress=False)
     return {"test_acc_mean_field": summary["test_acc_mean_field"]["final"], "epochs": summary.get("epochs")}
+
+
+def summary_lines(summary: dict, out: str | Path) -> list[str]:
+    """What a finished run reports: folder, data, accuracies, category fractions, wall time."""
+    mf, sampled = summary["test_acc_mean_field"], summary["test_acc_sampled"]
+    lines = [
+        f"run folder: {out}",
+        f"data: {summary['dataset']} ({summary['n_train']} train, {summary['n_test']} test: {summary['test_source']})",
+        f"test accuracy, mean-field pass: final {mf['final']:.4f}, best {mf['best']['value']:.4f} "
+        f"(epoch {mf['best']['epoch']})" if mf["final"] is not None else "no epochs run",
+    ]
+    if sampled["mean"] is not None:
+        lines.append(f"test accuracy, {sampled['n_networks']} sampled networks: "
+                     f"{sampled['mean']:.4f} +- {sampled['std']:.4f}")
+    for layer, fractions in summary.get("categories", {}).items():
+        lines.append(f"categories, {layer}: " + ", ".join(f"{k} {v:.3f}" for k, v in fractions.items()))
+    lines.append(f"wall time {summary['wall_seconds']:.1f} s on {summary['device']}")
+    return lines
