@@ -139,8 +139,8 @@ def analyze_run(run_dir: str | Path, *, data_root: str | None = None, n_networks
     categories = categorize(model, tol=tol)
     _write_csv(out / "categories.csv", categories.table)
     _write_csv(out / "entropy.csv", entropy_table(model, tol=tol))
-    curves = pd.concat([perturbation_curves(model, data, layer, fractions, n_networks=perturb_networks, seed=seed,
-                                            tol=tol, progress=progress)
+    curves = pd.concat([perturbation_curves(model, data, layer, fractions=fractions, n_networks=perturb_networks,
+                                            seed=seed, tol=tol, progress=progress)
                         for layer in (layers or list(categories.labels))], ignore_index=True)
     _write_csv(out / "perturbation.csv", curves)
     perturbation = summarize_perturbations(curves)
