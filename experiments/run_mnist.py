@@ -31,20 +31,17 @@ checkpoint.pt and summary.json (best and final accuracies, category fractions).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
-
 import ensemble_nets as en
+from ensemble_nets.cli import non_negative_float, non_negative_int, positive_float, positive_int
 from ensemble_nets.data import DATASETS
 from ensemble_nets.models import MODEL_KINDS
+from ensemble_nets.protocols.mnist import TOP_LEVEL_KEYS, TRAIN_KEYS, resumed_config, summary_lines, train_run
 from ensemble_nets.training import PRESETS
 from ensemble_nets.training.objective import OBJECTIVES
-from ensemble_nets.training.runs import CONFIG, SUMMARY, read_json, write_json
-from ensemble_nets.cli import non_negative_float, non_negative_int, positive_float, positive_int
+from ensemble_nets.training.runs import CONFIG
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -96,35 +93,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-_TOP = {"dataset", "data_root", "download", "n_train", "n_test", "model", "sizes", "activation", "m_std", "xi_max",
-        "pi_init", "n_modes", "shared_modes", "scale_input"}
-_TRAIN = {"epochs", "batch_size", "lr", "lr_halve_every", "weight_decay", "decay", "decoupled_decay",
-          "n_eval_networks", "seed", "device", "objective", "prior_pi", "prior_variance", "kl_weight"}
-
-
 def build_config(args: argparse.Namespace) -> en.ExperimentConfig:
     given = {k: v for k, v in vars(args).items() if v is not None}
-    top = {k: given[k] for k in _TOP if k in given}
-    train = {k: given[k] for k in _TRAIN if k in given}
+    top = {k: given[k] for k in TOP_LEVEL_KEYS if k in given}
+    train = {k: given[k] for k in TRAIN_KEYS if k in given}
     return en.ExperimentConfig.from_preset(args.protocol, **top, train=train)
-
-
-def resumed_config(args: argparse.Namespace, out: Path) -> tuple[en.ExperimentConfig, str]:
-    """The stored configuration of the run in ``out``; only --epochs and --device may change it."""
-    stored = read_json(out / CONFIG)
-    experiment = dict(stored["experiment"])
-    train = {**experiment.pop("train"), **{k: getattr(args, k) for k in ("epochs", "device")
-                                           if getattr(args, k) is not None}}
-    config = en.ExperimentConfig(**experiment, train=train)
-    given = {k: v for k, v in vars(args).items() if v is not None and k in (_TOP | _TRAIN) - {"epochs", "device"}}
-    current = {**asdict(config), **asdict(config.train)}
-    changed = sorted(k for k, v in given.items()
-                     if (list(v) if isinstance(v, tuple) else v) != (list(current[k]) if isinstance(current[k], tuple)
-                                                                     else current[k]))
-    if changed:
-        raise ValueError(f"--resume continues the run in {out} with its stored configuration; only --epochs and "
-                         f"--device may change, but {', '.join('--' + k.replace('_', '-') for k in changed)} differ")
-    return config, stored.get("protocol", args.protocol)
 
 
 def main(argv=None) -> dict:
@@ -132,58 +105,15 @@ def main(argv=None) -> dict:
     protocol = args.protocol
     try:
         if args.resume and args.out is not None and (args.out / CONFIG).is_file():
-            config, protocol = resumed_config(args, args.out)
+            config, protocol = resumed_config(args.out, vars(args), default_protocol=args.protocol)
         else:
             config = build_config(args)
-    except ValueError as err:
-        sys.exit(f"run_mnist.py: error: {err}")
-    out = args.out or Path("runs") / f"{protocol}-{config.model}-s{config.train.seed}"
-
-    try:
-        data = en.load_dataset(config.dataset, config.data_root, download=config.download,
-                               shape=getattr(MODEL_KINDS[config.model], "data_shape", "flat"))
-        if config.n_train is not None and config.n_train < data.n_train:
-            data = data.subset(n_train=config.n_train)
-        elif config.n_train is not None and config.n_train > data.n_train:
-            data = replace(data, note=f"{data.note}; {config.n_train} training examples asked for, "
-                                      f"only {data.n_train} available")
-        if config.n_test is not None and config.n_test < data.n_test:
-            data = data.subset(n_test=config.n_test)
-        print(f"data: {data.note}", file=sys.stderr)
-        torch.manual_seed(config.train.seed)
-        model = config.build_model()
-        result = en.train(model, data, config.train, run_dir=out, resume=args.resume, progress=args.progress,
-                          extra_config={"protocol": protocol, "experiment": asdict(config)})
+        out = args.out or Path("runs") / f"{protocol}-{config.model}-s{config.train.seed}"
+        summary = train_run(config, out, protocol=protocol, resume=args.resume, progress=args.progress)
     except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError) as err:
         sys.exit(f"run_mnist.py: error: {err}")
-
-    summary = read_json(out / SUMMARY)
-    summary["protocol"] = protocol
-    if hasattr(model, "sample_network"):
-        # Under the ELBO pi and xi stay a margin off the boundary: read the categories with that tolerance.
-        tol = config.train.elbo_margin if config.train.objective == "elbo" else 0.0
-        summary["categories"] = en.analysis.categorize(result.model, tol=tol).fractions()
-        summary["categories_tol"] = tol
-    write_json(out / SUMMARY, summary)
-    _report(summary, out)
+    print("\n".join(summary_lines(summary, out)))
     return summary
-
-
-def _report(summary: dict, out: Path) -> None:
-    mf, sampled = summary["test_acc_mean_field"], summary["test_acc_sampled"]
-    lines = [
-        f"run folder: {out}",
-        f"data: {summary['dataset']} ({summary['n_train']} train, {summary['n_test']} test: {summary['test_source']})",
-        f"test accuracy, mean-field pass: final {mf['final']:.4f}, best {mf['best']['value']:.4f} "
-        f"(epoch {mf['best']['epoch']})" if mf["final"] is not None else "no epochs run",
-    ]
-    if sampled["mean"] is not None:
-        lines.append(f"test accuracy, {sampled['n_networks']} sampled networks: "
-                     f"{sampled['mean']:.4f} +- {sampled['std']:.4f}")
-    for layer, fractions in summary.get("categories", {}).items():
-        lines.append(f"categories, {layer}: " + ", ".join(f"{k} {v:.3f}" for k, v in fractions.items()))
-    lines.append(f"wall time {summary['wall_seconds']:.1f} s on {summary['device']}")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from ensemble_nets.analysis.ensemble_stats import (
     predictive_scores,
 )
 from ensemble_nets.analysis.entropy import connection_entropy, entropy_table
+from ensemble_nets.analysis.frames import parameter_frame, spring_block_frames
 from ensemble_nets.analysis.inference_data import load_inference_data, save_inference_data, to_inference_data
 from ensemble_nets.analysis.modes import (
     PowerLawFit,
@@ -36,7 +37,9 @@ from ensemble_nets.analysis.modes import (
 from ensemble_nets.analysis.perturb import PERTURBATIONS, perturbation_curves, summarize_perturbations
 from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
 from ensemble_nets.analysis.separation import class_covariances, load_curve_shape, separation
+from ensemble_nets.analysis.stats import spearman
 from ensemble_nets.analysis.tolerance import Tolerance, choose_tolerance, parameter_histograms
+from ensemble_nets.analysis.width_sweep import fit_log, p_min_table
 
 __all__ = [
     "CATEGORIES",
@@ -62,6 +65,7 @@ __all__ = [
     "coord_slopes",
     "ensemble_statistics",
     "entropy_table",
+    "fit_log",
     "fit_piecewise_power_law",
     "hdi",
     "input_activity",
@@ -70,6 +74,8 @@ __all__ = [
     "mode_removal_curve",
     "mode_spectrum",
     "model_spectra",
+    "p_min_table",
+    "parameter_frame",
     "parameter_histograms",
     "perturbation_curves",
     "perturbation_gaps",
@@ -77,7 +83,9 @@ __all__ = [
     "rank_auc",
     "save_inference_data",
     "separation",
+    "spearman",
     "spectral_diagnostics",
+    "spring_block_frames",
     "summarize_perturbations",
     "summarize_runs",
     "to_inference_data",

@@ -46,7 +46,7 @@ def _basis(h: torch.Tensor, n_components: int) -> torch.Tensor:
     return vh[:n_components].T  # (features, d)
 
 
-def class_subspace_overlap(h: torch.Tensor, y: torch.Tensor, n_components: int = 5) -> float:
+def class_subspace_overlap(h: torch.Tensor, y: torch.Tensor, *, n_components: int = 5) -> float:
     """Mean cosine of the principal angles between the per-class PCA subspaces, averaged over class pairs."""
     if not (isinstance(n_components, int) and n_components >= 1):
         raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
@@ -92,5 +92,6 @@ def latent_table(model: nn.Module, data, *, n_examples: int = 2000, n_components
         kind = "input" if l == 0 else "output" if l == len(reps) - 1 else "hidden"
         pr = participation_ratio(h)
         rows.append({"layer": l, "kind": kind, "width": h.shape[1], "pr_dimension": pr,
-                     "pr_fraction": pr / h.shape[1], "class_overlap": class_subspace_overlap(h, y, n_components)})
+                     "pr_fraction": pr / h.shape[1],
+                     "class_overlap": class_subspace_overlap(h, y, n_components=n_components)})
     return pd.DataFrame(rows)

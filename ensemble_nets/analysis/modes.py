@@ -279,8 +279,8 @@ class _ModeSurgeon:
 
 @keeps_global_rng
 @torch.no_grad()
-def mode_removal_curve(model: nn.Module, data, layer: int | str, order: str = "least_first",
-                       fractions: Sequence[float] = tuple(i / 10 for i in range(11)), n_random: int = 5, *,
+def mode_removal_curve(model: nn.Module, data, layer: int | str, *, order: str = "least_first",
+                       fractions: Sequence[float] = tuple(i / 10 for i in range(11)), n_random: int = 5,
                        by: str = "tau", seed: int = 0) -> pd.DataFrame:
     """Test accuracy after removing a fraction of one layer's modes (on a plain copy).
 
@@ -324,8 +324,8 @@ def mode_removal_curve(model: nn.Module, data, layer: int | str, order: str = "l
 
 @keeps_global_rng
 @torch.no_grad()
-def accuracy_vs_leading_modes(model: nn.Module, data, layers: Sequence[int | str] | None = None,
-                              ks: Sequence[int] | None = None, *, by: str = "tau") -> pd.DataFrame:
+def accuracy_vs_leading_modes(model: nn.Module, data, *, layers: Sequence[int | str] | None = None,
+                              ks: Sequence[int] | None = None, by: str = "tau") -> pd.DataFrame:
     """Test accuracy keeping only the k leading modes of one layer (the others intact), per layer.
 
     :param layers: which layers (default: all).

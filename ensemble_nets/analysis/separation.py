@@ -85,22 +85,13 @@ def separation(
 ) -> pd.DataFrame:
     """Per-layer data separation of the training set (the load curve); the model is run in eval mode.
 
-    Parameters
-    ----------
-    model : nn.Module
-        Any network; features are read with forward hooks on its ``feature_types`` modules
+    :param model: (nn.Module) Any network; features are read with forward hooks on its ``feature_types`` modules
         (default: the nonlinearities, so each hidden block counts once, after its activation).
-    data : Dataset or (x, y)
-        A :class:`~ensemble_nets.data.Dataset` (its training split is used) or a pair of
-        tensors ``x (n, n_in)``, ``y (n,)``.
-    rcond : float
-        Relative cutoff of the pseudo-inverse ``Sigma_b^+`` (He & Su form).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per layer ``l = 0..L``: ``layer``, ``module`` (name; ``"input"`` for ``l = 0``),
-        ``n_features``, ``tr_within``, ``tr_between``, ``D`` = Tr(Sigma_w)/Tr(Sigma_b), ``log_D``,
+    :param data: (Dataset or (x, y)) A :class:`~ensemble_nets.data.Dataset` (its training split is used) or a pair
+        of tensors ``x (n, n_in)``, ``y (n,)``.
+    :param rcond: (float) Relative cutoff of the pseudo-inverse ``Sigma_b^+`` (He & Su form).
+    :returns: pandas.DataFrame: one row per layer ``l = 0..L``: ``layer``, ``module`` (name; ``"input"`` for
+        ``l = 0``), ``n_features``, ``tr_within``, ``tr_between``, ``D`` = Tr(Sigma_w)/Tr(Sigma_b), ``log_D``,
         ``D_hs`` = Tr(Sigma_w Sigma_b^+), ``log_D_hs``.
     """
     x, y = (data.x_train, data.y_train) if hasattr(data, "x_train") else data
@@ -138,19 +129,10 @@ def load_curve_shape(d: Sequence[float] | np.ndarray | torch.Tensor, *, tol: flo
         shape          = "concave" if curvature < -tol, "convex" if > tol, else "linear"
                          ("undefined" when Delta = 0)
 
-    Parameters
-    ----------
-    d : sequence of float
-        Separations ``D_l > 0`` (not their logs), input first.
-    tol : float
-        Half-width of the "linear" band of normalized curvature.
-    skip_input : bool
-        Drop ``D_0`` (the raw input) before fitting.
-
-    Returns
-    -------
-    dict
-        ``curvature``, ``nonuniformity``, ``shape``, ``drop`` (``Delta``), ``n_layers``.
+    :param d: (sequence of float) Separations ``D_l > 0`` (not their logs), input first.
+    :param tol: (float) Half-width of the "linear" band of normalized curvature.
+    :param skip_input: (bool) Drop ``D_0`` (the raw input) before fitting.
+    :returns: dict: ``curvature``, ``nonuniformity``, ``shape``, ``drop`` (``Delta``), ``n_layers``.
     """
     d = d.detach().cpu().numpy() if torch.is_tensor(d) else d
     d = np.array(d, dtype=np.float64).reshape(-1)

@@ -49,7 +49,7 @@ def _layer_role(index: int, count: int) -> str:
 
 
 def coord_check(make_model: Callable[[int], nn.Module], widths: Sequence[int], data: tuple[torch.Tensor, torch.Tensor],
-                n_steps: int = 5, lr: float = 1.0, parametrization: str = "spectral", *, optimizer: str = "adam",
+                *, n_steps: int = 5, lr: float = 1.0, parametrization: str = "spectral", optimizer: str = "adam",
                 batch_size: int = 64, n_seeds: int = 2, gain: float = 1.0, shrink: str = "not_input",
                 seed: int = 0) -> pd.DataFrame:
     """Mean |output| of every weight layer at steps 0..n_steps, for every width.
@@ -129,7 +129,7 @@ def coord_check(make_model: Callable[[int], nn.Module], widths: Sequence[int], d
     return pd.DataFrame(rows)
 
 
-def coord_slopes(df: pd.DataFrame, step: int | None = None, *, value: str = "l1", min_width: int | None = None,
+def coord_slopes(df: pd.DataFrame, *, step: int | None = None, value: str = "l1", min_width: int | None = None,
                  max_width: int | None = None) -> pd.DataFrame:
     """Least-squares slope of log(value) against log(width), per layer (and parametrization, model ...).
 

@@ -1,25 +1,23 @@
 # SPDX-License-Identifier: MIT
 """Figure family "gated": gated deep linear networks on the routing task (DESIGN.md 4.3).
 
-Reads the run folder of ``experiments/gated_routing.py``, never trains::
+Draws the tables of ``experiments/gated_routing.py``'s run folder
+(:func:`ensemble_nets.protocols.gated.figure_tables`), never trains::
 
     gated_dynamics     loss and per-mode b_h, b_in, b_out over training: simulation (seeds) vs the ODE
     gated_init_sweep   final train loss and zero-shot error against the init scale
     gated_rsa          RSA matrices of encoder and hidden representations, small vs large init
     gated_race         time-to-half of the hidden top mode against K: simulation vs theory (~ 1/K)
+
+Each ``plot_*`` takes tables and ``ax=None`` (a new figure when None) and returns the axes.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["MAIN_RUN", "REQUIRED_RUNS", "make_figures", "plot_dynamics", "plot_init_sweep", "plot_race", "plot_rsa"]
-
-MAIN_RUN = "gated-routing"
-#: Run folders (relative to --runs) the family needs -> the commands that make them.
-REQUIRED_RUNS = {MAIN_RUN: f"python experiments/gated_routing.py --out runs/{MAIN_RUN}"}
+__all__ = ["draw_figures", "plot_dynamics", "plot_init_sweep", "plot_race", "plot_rsa"]
 _INIT_LABEL = {"aligned": "aligned init", "orthogonal": "small random init"}
 _THEORY = {"aligned": "aligned", "orthogonal": "random_fit"}
 
@@ -28,7 +26,7 @@ def _modes(frame: pd.DataFrame) -> list[int]:
     return sorted(int(c.split("_")[-1]) for c in frame.columns if c.startswith("b_h_"))
 
 
-def plot_dynamics(metrics: pd.DataFrame, theory: pd.DataFrame, singular_values: list[float]):
+def plot_dynamics(metrics: pd.DataFrame, theory: pd.DataFrame, singular_values: list[float], ax=None):
     """Rows: aligned, random init. Columns: train loss, b_h per mode, b_in and b_out per mode."""
     import seaborn as sns
 
@@ -37,7 +35,7 @@ def plot_dynamics(metrics: pd.DataFrame, theory: pd.DataFrame, singular_values: 
     dyn = metrics[metrics["part"] == "dynamics"]
     modes = _modes(dyn)
     colors = sns.color_palette("colorblind", len(modes))
-    fig, axes = style.subplots(2, 3, width=2.0, aspect=0.8, squeeze=False)
+    axes = style.axes_grid(ax, 2, 3, width=2.0, aspect=0.8)
     for row, init in enumerate(("aligned", "orthogonal")):
         sim, th = dyn[dyn["init"] == init], theory[theory["theory"] == _THEORY[init]]
         ax = axes[row, 0]
@@ -61,14 +59,14 @@ def plot_dynamics(metrics: pd.DataFrame, theory: pd.DataFrame, singular_values: 
         axes[row, 1].legend(loc="lower right", fontsize=6)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
-    return fig
+    return axes
 
 
-def plot_init_sweep(table: pd.DataFrame):
+def plot_init_sweep(table: pd.DataFrame, ax=None):
     """Final train loss and zero-shot relative error against the init gain (mean +- std over seeds)."""
     from ensemble_nets.plotting import style
 
-    fig, axes = style.subplots(1, 2, width=1.4, aspect=0.8, squeeze=False)
+    axes = style.axes_grid(ax, 1, 2, width=1.4, aspect=0.8)
     ax = axes[0, 0]
     lower = table[["train_loss_std"]].min(axis=1).clip(upper=0.9 * table["train_loss"])  # keep log scale readable
     ax.errorbar(table["gain"], table["train_loss"], yerr=[lower, table["train_loss_std"]], marker="o",
@@ -82,16 +80,16 @@ def plot_init_sweep(table: pd.DataFrame):
     ax.text(table["gain"].min(), 1.02, "output 0", fontsize=6, va="bottom")
     ax.set_xlabel("init scale (gain)")
     ax.set_ylabel(r"zero-shot error $\|y-\hat y\|^2 / \|y\|^2$")
-    return fig
+    return axes
 
 
-def plot_rsa(rsa: dict, gains: list[str]):
+def plot_rsa(rsa: dict, gains: list[str], ax=None):
     """Rows: init gains; columns: encoder and hidden layer. Conditions ordered domain-major, 4 items each."""
     import seaborn as sns
 
     from ensemble_nets.plotting import style
 
-    fig, axes = style.subplots(len(gains), 2, width=1.3, aspect=1.0, squeeze=False)
+    axes = style.axes_grid(ax, len(gains), 2, width=1.3, aspect=1.0)
     for row, gain in enumerate(gains):
         for col, layer in enumerate(("enc", "hid")):
             ax = axes[row, col]
@@ -104,17 +102,16 @@ def plot_rsa(rsa: dict, gains: list[str]):
             ax.set_title(f"gain {gain}: {'encoder' if layer == 'enc' else 'hidden'} layer")
             ax.set_xlabel("domain x item")
             ax.set_ylabel("domain x item" if col == 0 else "")
-    return fig
+    return axes
 
 
-def plot_race(race: pd.DataFrame, fits: dict):
+def plot_race(race: pd.DataFrame, fits: dict, ax=None):
     """Log-log time-to-half of the hidden top mode against K: simulation points, theory lines."""
     import seaborn as sns
 
     from ensemble_nets.plotting import style
 
-    fig, axes = style.subplots(1, 1, width=0.9, aspect=0.85, squeeze=False)
-    ax = axes[0, 0]
+    ax = style.axes_grid(ax, 1, 1, width=0.9, aspect=0.85)[0, 0]
     colors = dict(zip(("aligned", "orthogonal"), sns.color_palette("colorblind", 2)))
     for init, sub in race.groupby("init"):
         mean = sub.groupby("n_trained")[["t_half_sim", "t_half_theory"]].mean().reset_index()
@@ -131,23 +128,20 @@ def plot_race(race: pd.DataFrame, fits: dict):
     ax.set_xlabel("K (output domains trained per input)")
     ax.set_ylabel("ODE time to half of $b_h^*$")
     ax.legend(fontsize=6)
-    return fig
+    return ax
 
 
-def make_figures(runs: Path, out: Path) -> list[Path]:
-    """The family protocol of ``experiments/make_figures.py``."""
+def draw_figures(tables: dict, out: str | Path) -> list[Path]:
+    """Draw and save (PNG + PDF) the four figures from :func:`ensemble_nets.protocols.gated.figure_tables`."""
     from ensemble_nets.plotting import style
 
     style.use()
-    run = Path(runs) / MAIN_RUN
-    metrics = pd.read_csv(run / "metrics.csv")
-    theory = pd.read_csv(run / "theory.csv")
-    summary = json.loads((run / "summary.json").read_text())
-    rsa = json.loads((run / "rsa.json").read_text())["gains"]
     written = []
-    written += style.save(plot_dynamics(metrics, theory, summary["singular_values"]), out, "gated_dynamics")
-    written += style.save(plot_init_sweep(pd.DataFrame(summary["init_sweep"])), out, "gated_init_sweep")
-    gains = sorted(rsa, key=float)
-    written += style.save(plot_rsa(rsa, [gains[0], gains[-1]] if len(gains) > 1 else gains), out, "gated_rsa")
-    written += style.save(plot_race(pd.DataFrame(summary["race"]["runs"]), summary["race"]["fits"]), out, "gated_race")
+    written += style.save(plot_dynamics(tables["metrics"], tables["theory"], tables["singular_values"]), out,
+                          "gated_dynamics")
+    written += style.save(plot_init_sweep(tables["init_sweep"]), out, "gated_init_sweep")
+    gains = sorted(tables["rsa"], key=float)
+    written += style.save(plot_rsa(tables["rsa"], [gains[0], gains[-1]] if len(gains) > 1 else gains), out,
+                          "gated_rsa")
+    written += style.save(plot_race(tables["race"], tables["fits"]), out, "gated_race")
     return written

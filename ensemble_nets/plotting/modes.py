@@ -1,36 +1,26 @@
 # SPDX-License-Identifier: MIT
 """Figure family "modes": mode decomposition, mode analysis, categories versus modes.
 
-Reads the tables written by ``experiments/analyze_modes.py`` (``modes-analysis``)
-and ``experiments/mode_width_sweep.py`` (``mode-width-sweep``), never trains::
+Draws the tables of :func:`ensemble_nets.protocols.modes.figure_tables` (``experiments/analyze_modes.py``
+and ``experiments/mode_width_sweep.py``), never trains::
 
     modes_spectrum     tau (MDL) / singular values (plain, ensemble mean) against rank, with the fits
     modes_removal      accuracy against the fraction of modes removed, per layer and order
     modes_width        P_min against width (log axis) with the fits; parameter fraction at P_min
     modes_categories   categories versus modes: mass shares, AUC, accuracy per number of kept numbers
     modes_latent       participation-ratio dimension and class overlap per neuron layer
+
+Each ``plot_*`` takes tables and ``ax=None`` (a new figure when None) and returns the axes.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["REQUIRED_RUNS", "make_figures", "plot_categories", "plot_latent", "plot_removal", "plot_spectrum",
-           "plot_width"]
+__all__ = ["draw_figures", "plot_categories", "plot_latent", "plot_removal", "plot_spectrum", "plot_width"]
 
-ANALYSIS, SWEEP = "modes-analysis", "mode-width-sweep"
-_D = "--dataset mnist5k --data-root ../shared/data/mnist"
-#: Run folders (relative to --runs) the family needs -> the commands that make them.
-REQUIRED_RUNS = {
-    ANALYSIS: (f"python experiments/run_mnist.py {_D} --protocol mdl-reference --n-modes 70 --epochs 30 "
-               f"--out runs/mdl-p70-s0 && python experiments/run_mnist.py {_D} --model mlp --out runs/default-mlp-s0 "
-               f"&& python experiments/run_mnist.py {_D} --out runs/default-ensemble-s0 "
-               f"&& python experiments/analyze_modes.py --data-root ../shared/data/mnist"),
-    SWEEP: "python experiments/mode_width_sweep.py --data-root ../shared/data/mnist",
-}
 ORDER_STYLES = {"least_first": "-", "most_first": "--", "random": ":"}
 
 
@@ -40,15 +30,18 @@ def _model_colors(models) -> dict:
     return dict(zip(models, sns.color_palette("colorblind", len(models))))
 
 
-def plot_spectrum(spectra: pd.DataFrame, fits: pd.DataFrame):
-    """One panel per layer: importance (tau for MDL, singular value otherwise) against rank, log-log."""
-    from ensemble_nets.analysis.modes import PowerLawFit
+def plot_spectrum(spectra: pd.DataFrame, fits: pd.DataFrame, fit_lines: pd.DataFrame | None = None, ax=None):
+    """One panel per layer: importance (tau for MDL, singular value otherwise) against rank, log-log.
+
+    ``fit_lines`` (:func:`ensemble_nets.protocols.modes.fit_lines`) are drawn as lines; the MDL fits'
+    slopes and breakpoints (``fits``) are written on the panel.
+    """
     from ensemble_nets.plotting import style
 
     layers = sorted(spectra.layer.unique())
     colors = _model_colors(list(spectra.model.unique()))
-    fig, axes = style.subplots(1, len(layers), width=2.0, aspect=0.85)
-    for ax, layer in zip(np.atleast_1d(axes), layers):
+    axes = style.axes_grid(ax, 1, len(layers), width=2.0, aspect=0.85)[0]
+    for ax, layer in zip(axes, layers):
         n_text = 0
         for model, group in spectra[spectra.layer == layer].groupby("model", sort=False):
             score = "tau" if model.startswith("mdl") else "sigma"
@@ -56,32 +49,28 @@ def plot_spectrum(spectra: pd.DataFrame, fits: pd.DataFrame):
             values = values / values[0]  # normalized: models on one axis
             ranks = np.arange(1, len(values) + 1)
             ax.loglog(ranks, values, "o", ms=2, color=colors[model], label=f"{model} ({score})")
-            row = fits[(fits.model == model) & (fits.layer == layer)]
-            if len(row):
+            if fit_lines is not None:
+                line = fit_lines[(fit_lines.model == model) & (fit_lines.layer == layer)]
+                if len(line):
+                    ax.loglog(line["rank"], line["value"], "-", lw=0.8, color=colors[model])
+            row = fits[(fits.model == model) & (fits.layer == layer)] if len(fits) else fits
+            if len(row) and model.startswith("mdl"):
                 r = row.iloc[0]
-                fit = PowerLawFit(**{k: r[k] for k in ("breakpoint", "slope1", "slope2", "intercept1", "intercept2",
-                                                        "sse", "slope1_std", "slope2_std", "breakpoint_std")},
-                                  slope1_ci=(0, 0), slope2_ci=(0, 0), breakpoint_ci=(0, 0), n_boot=0)
-                grid = np.arange(1, r["n_modes"] + 1)
-                ax.loglog(grid, fit.predict(grid) / group[score].max(), "-", lw=0.8, color=colors[model])
-                if model.startswith("mdl"):
-                    ax.text(0.03, 0.04 + 0.11 * n_text, f"{model}: {r['slope1']:.2f} | {r['slope2']:.2f} "
-                            f"(break {r['breakpoint']:.0f})", transform=ax.transAxes, fontsize=5.5,
-                            color=colors[model])
-                    n_text += 1
+                ax.text(0.03, 0.04 + 0.11 * n_text, f"{model}: {r['slope1']:.2f} | {r['slope2']:.2f} "
+                        f"(break {r['breakpoint']:.0f})", transform=ax.transAxes, fontsize=5.5, color=colors[model])
+                n_text += 1
         ax.set(title=layer, xlabel="rank", ylabel="importance / largest")
-    np.atleast_1d(axes)[-1].legend(loc="upper right", fontsize=6)
-    return fig
+    axes[-1].legend(loc="upper right", fontsize=6)
+    return axes
 
 
-def plot_removal(removal: pd.DataFrame):
+def plot_removal(removal: pd.DataFrame, ax=None):
     """Rows: models; columns: layers. Accuracy against fraction removed, one line style per order."""
     from ensemble_nets.plotting import style
 
     models, layers = list(removal.model.unique()), sorted(removal.layer.unique())
     mean = removal.groupby(["model", "layer", "order", "fraction"], as_index=False).accuracy.agg(["mean", "std"])
-    fig, axes = style.subplots(len(models), len(layers), width=2.0, aspect=0.7, sharex=True, sharey=True,
-                               squeeze=False)
+    axes = style.axes_grid(ax, len(models), len(layers), width=2.0, aspect=0.7, sharex=True, sharey=True)
     for i, model in enumerate(models):
         for j, layer in enumerate(layers):
             ax = axes[i, j]
@@ -97,14 +86,15 @@ def plot_removal(removal: pd.DataFrame):
             if j == 0:
                 ax.set_ylabel("test accuracy")
     axes[0, -1].legend(loc="lower left")
-    return fig
+    return axes
 
 
-def plot_width(pmin: pd.DataFrame, fit: dict):
+def plot_width(pmin: pd.DataFrame, fit: dict, ax=None):
     """P_min against width with the log and saturating fits; parameter fraction of MDL at P_min."""
     from ensemble_nets.plotting import style
 
-    fig, (ax, bx) = style.subplots(1, 2, width=2.0, aspect=0.8)
+    axes = style.axes_grid(ax, 1, 2, width=2.0, aspect=0.8)
+    ax, bx = axes[0]
     ok = pmin.dropna(subset=["p_min"])
     ax.semilogx(ok.width, ok.p_min, "o", color="k", label="P_min (data)")
     missed = pmin[pmin.p_min.isna()]
@@ -131,15 +121,15 @@ def plot_width(pmin: pd.DataFrame, fit: dict):
     for axis in (ax, bx):
         axis.set_xticks(list(pmin.width), [str(w) for w in pmin.width])
         axis.minorticks_off()
-    return fig
+    return axes
 
 
-def plot_categories(mass: pd.DataFrame, auc: pd.DataFrame, accuracy: pd.DataFrame):
+def plot_categories(mass: pd.DataFrame, auc: pd.DataFrame, accuracy: pd.DataFrame, ax=None):
     """Rows: layers. Mass share by category vs k; AUC vs k with chance; accuracy vs numbers kept."""
     from ensemble_nets.plotting import style
 
     layers = sorted(mass.layer.unique())
-    fig, axes = style.subplots(len(layers), 3, width=2.0, aspect=0.7, squeeze=False)
+    axes = style.axes_grid(ax, len(layers), 3, width=2.0, aspect=0.7)
     for i, layer in enumerate(layers):
         ax, bx, cx = axes[i]
         for cat, color in style.CATEGORY_COLORS.items():
@@ -168,14 +158,15 @@ def plot_categories(mass: pd.DataFrame, auc: pd.DataFrame, accuracy: pd.DataFram
             ax.legend(fontsize=5, title="solid: share of its mass\ndotted: share of W_k", title_fontsize=5)
             bx.legend(fontsize=5)
             cx.legend(fontsize=5)
-    return fig
+    return axes
 
 
-def plot_latent(latent: pd.DataFrame):
+def plot_latent(latent: pd.DataFrame, ax=None):
     """Participation-ratio dimension and class-subspace overlap per neuron layer, one line per model."""
     from ensemble_nets.plotting import style
 
-    fig, (ax, bx) = style.subplots(1, 2, width=2.0, aspect=0.7)
+    axes = style.axes_grid(ax, 1, 2, width=2.0, aspect=0.7)
+    ax, bx = axes[0]
     colors = _model_colors(list(latent.model.unique()))
     for model, g in latent.groupby("model", sort=False):
         ax.plot(g.layer, g.pr_dimension, "o-", color=colors[model], label=model)
@@ -185,30 +176,21 @@ def plot_latent(latent: pd.DataFrame):
     for axis in (ax, bx):
         axis.set_xticks(sorted(latent.layer.unique()))
     ax.legend(fontsize=6)
-    return fig
+    return axes
 
 
-def make_figures(runs: Path, out: Path) -> list[Path]:
-    """The family protocol: read ``runs/modes-analysis`` and ``runs/mode-width-sweep``, write PNG + PDF."""
+def draw_figures(tables: dict, out: str | Path) -> list[Path]:
+    """Draw and save (PNG + PDF) every figure from :func:`ensemble_nets.protocols.modes.figure_tables`."""
     from ensemble_nets.plotting import style
 
     style.use()
-    runs, out = Path(runs), Path(out)
-    a, s = runs / ANALYSIS, runs / SWEEP
-
-    def read(name):
-        path = a / f"{name}.csv"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing; make it with {REQUIRED_RUNS[ANALYSIS]}")
-        return pd.read_csv(path)
-
     written = []
-    written += style.save(plot_spectrum(read("spectra"), read("fits")), out, "modes_spectrum")
-    written += style.save(plot_removal(read("removal")), out, "modes_removal")
-    written += style.save(plot_categories(read("compare_mass"), read("compare_auc"), read("compare_accuracy")), out,
-                          "modes_categories")
-    written += style.save(plot_latent(read("latent")), out, "modes_latent")
-    if (s / "pmin.csv").is_file():
-        written += style.save(plot_width(pd.read_csv(s / "pmin.csv"), json.loads((s / "fit.json").read_text())), out,
-                              "modes_width")
+    written += style.save(plot_spectrum(tables["spectra"], tables["fits"], tables.get("fit_lines")), out,
+                          "modes_spectrum")
+    written += style.save(plot_removal(tables["removal"]), out, "modes_removal")
+    written += style.save(plot_categories(tables["compare_mass"], tables["compare_auc"], tables["compare_accuracy"]),
+                          out, "modes_categories")
+    written += style.save(plot_latent(tables["latent"]), out, "modes_latent")
+    if "pmin" in tables:
+        written += style.save(plot_width(tables["pmin"], tables["fit"]), out, "modes_width")
     return written

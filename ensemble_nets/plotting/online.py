@@ -1,37 +1,37 @@
 # SPDX-License-Identifier: MIT
 """Figure family "online": on-line teacher-student dynamics of the mode-decomposed committee machine.
 
-Reads the run folder written by ``experiments/online_teacher_student.py``, never simulates::
+Draws the tables of ``experiments/online_teacher_student.py``'s run folder
+(:func:`ensemble_nets.protocols.online.figure_tables`), never simulates::
 
     online_dynamics    eps_g against alpha = t/d (theory and simulation), the overlaps R_ii of each
                        student unit with its teacher unit (continuous specialization), and the
                        relative theory-simulation discrepancy
 
-``plot_*`` functions take the metrics table and draw on the given axes; ``make_figures`` (the family
-protocol of ``experiments/make_figures.py``) loads and saves.
+``plot_*`` functions take tables and ``ax=None`` (a new figure when None) and return the axes;
+:func:`draw_figures` draws and saves.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["MAIN_RUN", "REQUIRED_RUNS", "make_figures", "plot_discrepancy", "plot_eps_g", "plot_overlaps"]
+__all__ = ["draw_figures", "plot_discrepancy", "plot_eps_g", "plot_overlaps"]
 
-MAIN_RUN = "online-d30"
-#: Run folders (relative to --runs) the family needs -> the commands that make them.
-REQUIRED_RUNS = {MAIN_RUN: f"python experiments/online_teacher_student.py --out runs/{MAIN_RUN}"}
+
+def _ax(ax, **kwargs):
+    from ensemble_nets.plotting import style
+
+    return style.axes_grid(ax, 1, 1, **kwargs)[0, 0]
 
 
 def plot_eps_g(metrics: pd.DataFrame, ax=None, *, floor: float | None = None):
     """Generalization error against alpha (log-log): ODE line, simulation mean with a +-1 std band."""
-    import matplotlib.pyplot as plt
-
     from ensemble_nets.plotting import style
 
-    ax = ax or plt.gca()
+    ax = _ax(ax, width=0.8, aspect=0.95)
     m = metrics[metrics["alpha"] > 0]
     ax.plot(m["alpha"], m["eps_g_ode"], color="black", lw=1.0, zorder=3, label="ODE theory")
     lo = np.clip(m["eps_g_sim_mean"] - m["eps_g_sim_std"], m["eps_g_sim_mean"] * 0.1, None)
@@ -49,10 +49,9 @@ def plot_eps_g(metrics: pd.DataFrame, ax=None, *, floor: float | None = None):
 
 def plot_overlaps(metrics: pd.DataFrame, ax=None):
     """R_ii = M_ii / sqrt(Q_ii T_ii) of each student unit: ODE lines, simulation (mean over seeds) dots."""
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    ax = ax or plt.gca()
+    ax = _ax(ax, width=0.8, aspect=0.95)
     m = metrics[metrics["alpha"] > 0]
     units = sorted(int(c.rsplit("_", 1)[1]) for c in m.columns if c.startswith("r_ode_"))
     colors = sns.color_palette("viridis", len(units))
@@ -66,18 +65,17 @@ def plot_overlaps(metrics: pd.DataFrame, ax=None):
     return ax
 
 
-def plot_discrepancy(metrics: pd.DataFrame, ax=None, *, floor: float | None = None):
-    """|<eps_sim> - eps_ode| / eps_ode against alpha, grey where eps_ode is below the floor."""
-    import matplotlib.pyplot as plt
+def plot_discrepancy(curve: pd.DataFrame, ax=None):
+    """|<eps_sim> - eps_ode| / eps_ode against alpha, grey where eps_ode is below the floor.
 
+    ``curve``: :func:`ensemble_nets.analysis.online.discrepancy_curve` (``alpha``, ``rel_err``, ``counted``).
+    """
     from ensemble_nets.plotting import style
 
-    ax = ax or plt.gca()
-    m = metrics[metrics["alpha"] > 0]
-    rel = (m["eps_g_sim_mean"] - m["eps_g_ode"]).abs() / m["eps_g_ode"]
-    used = m["eps_g_ode"] > floor if floor is not None else np.ones(len(m), bool)
-    ax.plot(m["alpha"][used], rel[used], "o-", ms=2, lw=0.8, color=style.ACCENT, label="measured")
-    ax.plot(m["alpha"][~used], rel[~used], "o", ms=2, color="#bbbbbb", label=r"below floor (not counted)")
+    ax = _ax(ax, width=0.8, aspect=0.95)
+    used, rel = curve["counted"].to_numpy(bool), curve["rel_err"]
+    ax.plot(curve["alpha"][used], rel[used], "o-", ms=2, lw=0.8, color=style.ACCENT, label="measured")
+    ax.plot(curve["alpha"][~used], rel[~used], "o", ms=2, color="#bbbbbb", label=r"below floor (not counted)")
     ax.set(xscale="log", yscale="log", xlabel=r"$\alpha = t/d$", ylabel="relative error of $\\epsilon_g$",
            title="theory vs simulation")
     ax.set_ylim(top=max(5.0, float(rel.max())) * 30)   # room for the legend above the points
@@ -85,20 +83,16 @@ def plot_discrepancy(metrics: pd.DataFrame, ax=None, *, floor: float | None = No
     return ax
 
 
-def make_figures(runs: Path, out: Path) -> list[Path]:
-    """The on-line dynamics figure from ``runs/online-d30``."""
+def draw_figures(tables: dict, out: str | Path) -> list[Path]:
+    """The on-line dynamics figure from :func:`ensemble_nets.protocols.online.figure_tables`."""
     from ensemble_nets.plotting import style
 
-    run = Path(runs) / MAIN_RUN
-    metrics = pd.read_csv(run / "metrics.csv")
-    summary = json.loads((run / "summary.json").read_text())
-    floor = summary["discrepancy"]["eps_floor"] * summary["eps_g_initial"]
     style.use()
+    metrics, config, summary = tables["metrics"], tables["config"], tables["summary"]
     fig, axes = style.subplots(1, 3, width=2.0, aspect=0.95)
-    plot_eps_g(metrics, axes[0], floor=floor)
+    plot_eps_g(metrics, axes[0], floor=tables["floor"])
     plot_overlaps(metrics, axes[1])
-    plot_discrepancy(metrics, axes[2], floor=floor)
-    config = json.loads((run / "config.json").read_text())
+    plot_discrepancy(tables["discrepancy"], axes[2])
     fig.suptitle(f"On-line learning, d = {config['d']}, K = {config['K']}, P = {config['P']}, "
                  f"eta = {config['eta']:g}, {len(config['seeds'])} seeds; median rel. error "
                  f"{summary['discrepancy']['rel_err_median']:.1%}", fontsize=8)

@@ -1,14 +1,16 @@
 # SPDX-License-Identifier: MIT
 """Figure family "spectral": the spectral parametrization across widths.
 
-Reads the run folder of ``experiments/spectral_scaling.py``, never trains::
+Draws the tables of ``experiments/spectral_scaling.py``'s run folder
+(:func:`ensemble_nets.protocols.spectral.figure_tables`), never trains::
 
     spectral_coord_check     mean |output| of each layer kind against width (log-log), standard vs spectral
     spectral_feature_change  mean |h_t - h_0| of each layer kind against width: how far features moved
     spectral_lr_transfer     train loss after a short budget against the learning rate, one line per width
     spectral_width_sweep     test accuracy of the spike-and-slab ensemble against width, one hyperparameter set
 
-Each ``plot_*`` function takes the run's tables and draws; ``make_figures`` loads and saves.
+Each ``plot_*`` function takes the run's tables and ``ax=None`` (a new figure when None) and returns
+the axes; :func:`draw_figures` draws and saves every figure whose table is given.
 """
 from __future__ import annotations
 
@@ -16,12 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["MAIN_RUN", "REQUIRED_RUNS", "make_figures", "plot_coord_check", "plot_lr_transfer", "plot_width_sweep"]
-
-MAIN_RUN = "spectral"
-#: Run folders (relative to --runs) the family needs -> the command that makes them.
-REQUIRED_RUNS = {MAIN_RUN: "python experiments/spectral_scaling.py --data-root ../shared/data/mnist "
-                           f"--out runs/{MAIN_RUN}"}
+__all__ = ["draw_figures", "plot_coord_check", "plot_lr_transfer", "plot_width_sweep"]
 
 _MODEL_LABELS = {"mlp": "plain MLP", "ensemble": "spike-and-slab", "modes": "modes (P = 30)"}
 _VARIANT_LABELS = {"standard": "standard", "spectral": "spectral",
@@ -30,7 +27,7 @@ _VARIANT_STYLE = {"standard": ("#de8f05", "o", "-"), "spectral": ("#0173b2", "s"
                   "spectral_paper": ("#029e73", "^", "--")}
 
 
-def plot_coord_check(table: pd.DataFrame, value: str = "l1", step: int | None = None):
+def plot_coord_check(table: pd.DataFrame, value: str = "l1", step: int | None = None, ax=None):
     """Grid models x layer roles: ``value`` at ``step`` (default: last) against width, one line per variant."""
     from ensemble_nets.plotting import style
 
@@ -39,7 +36,8 @@ def plot_coord_check(table: pd.DataFrame, value: str = "l1", step: int | None = 
     sub = table[table["step"] == step]
     models = [m for m in _MODEL_LABELS if m in set(sub["model"])]
     roles = [r for r in ("input", "hidden", "output") if r in set(sub["role"])]
-    fig, axes = style.subplots(len(models), len(roles), width=2.0, aspect=0.8, squeeze=False, sharex=True)
+    axes = style.axes_grid(ax, len(models), len(roles), width=2.0, aspect=0.8, sharex=True)
+    fig = style.figure_of(axes)
     for row, model in enumerate(models):
         for col, role in enumerate(roles):
             ax = axes[row, col]
@@ -58,10 +56,10 @@ def plot_coord_check(table: pd.DataFrame, value: str = "l1", step: int | None = 
                 ax.set_ylabel({"l1": r"mean $|h_t|$", "dl1": r"mean $|h_t - h_0|$"}[value] + f", t = {step}")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels))
-    return fig
+    return axes
 
 
-def plot_lr_transfer(table: pd.DataFrame):
+def plot_lr_transfer(table: pd.DataFrame, ax=None):
     """Grid models x variants: train loss against learning rate (log x), one line per width."""
     import seaborn as sns
 
@@ -72,7 +70,7 @@ def plot_lr_transfer(table: pd.DataFrame):
     variants = [v for v in ("standard", "spectral") if v in set(table["variant"])]
     widths = sorted(table["width"].unique())
     colors = dict(zip(widths, sns.color_palette("viridis", len(widths))))
-    fig, axes = style.subplots(len(models), len(variants), width=1.5, aspect=0.75, squeeze=False)
+    axes = style.axes_grid(ax, len(models), len(variants), width=1.5, aspect=0.75)
     for row, model in enumerate(models):
         for col, variant in enumerate(variants):
             ax = axes[row, col]
@@ -88,16 +86,15 @@ def plot_lr_transfer(table: pd.DataFrame):
             ax.set_xlabel("base learning rate (spectral units)" if variant == "spectral" else "Adam learning rate")
             ax.set_ylabel("train loss (clipped at 5)" if col == 0 else "")
     axes[0, -1].legend(loc="best")
-    return fig
+    return axes
 
 
-def plot_width_sweep(table: pd.DataFrame):
+def plot_width_sweep(table: pd.DataFrame, ax=None):
     """Test accuracy of the ensemble against width: mean-field pass and sampled networks, per variant."""
     from ensemble_nets.plotting import style
 
     style.use()
-    fig, axes = style.subplots(1, 1, width=1.3, aspect=0.6, squeeze=False)
-    ax = axes[0, 0]
+    ax = style.axes_grid(ax, 1, 1, width=1.3, aspect=0.6)[0, 0]
     for variant, group in table.groupby("variant", sort=False):
         group = group.sort_values("width")
         color, marker, _ = _VARIANT_STYLE.get(variant, ("#555555", "x", ":"))
@@ -113,25 +110,21 @@ def plot_width_sweep(table: pd.DataFrame):
     ax.set_ylabel("test accuracy")
     ax.set_title(f"spike-and-slab ensemble, {int(table['epochs'].iloc[0])} epochs, one hyperparameter set")
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=2)
-    return fig
+    ax.figure.legend(handles, labels, loc="outside lower center", ncol=2)
+    return ax
 
 
-def make_figures(runs: Path, out: Path) -> list[Path]:
-    """The family protocol of ``experiments/make_figures.py``: read ``runs/spectral``, write PNG + PDF."""
+def draw_figures(tables: dict[str, pd.DataFrame], out: str | Path) -> list[Path]:
+    """Draw and save (PNG + PDF) the figure of every table given: ``coord_check``, ``lr_transfer``, ``width_sweep``."""
     from ensemble_nets.plotting import style
 
-    run = Path(runs) / MAIN_RUN
+    style.use()
     written: list[Path] = []
-    if (run / "coord_check.csv").is_file():
-        coord = pd.read_csv(run / "coord_check.csv")
-        written += style.save(plot_coord_check(coord, "l1"), out, "spectral_coord_check")
-        written += style.save(plot_coord_check(coord, "dl1"), out, "spectral_feature_change")
-    if (run / "lr_transfer.csv").is_file():
-        written += style.save(plot_lr_transfer(pd.read_csv(run / "lr_transfer.csv")), out, "spectral_lr_transfer")
-    if (run / "width_sweep.csv").is_file():
-        written += style.save(plot_width_sweep(pd.read_csv(run / "width_sweep.csv")), out, "spectral_width_sweep")
-    if not written:
-        raise FileNotFoundError(f"{run} holds none of coord_check.csv, lr_transfer.csv, width_sweep.csv; "
-                                f"run: {REQUIRED_RUNS[MAIN_RUN]}")
+    if "coord_check" in tables:
+        written += style.save(plot_coord_check(tables["coord_check"], "l1"), out, "spectral_coord_check")
+        written += style.save(plot_coord_check(tables["coord_check"], "dl1"), out, "spectral_feature_change")
+    if "lr_transfer" in tables:
+        written += style.save(plot_lr_transfer(tables["lr_transfer"]), out, "spectral_lr_transfer")
+    if "width_sweep" in tables:
+        written += style.save(plot_width_sweep(tables["width_sweep"]), out, "spectral_width_sweep")
     return written

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ACCENT", "CATEGORY_COLORS", "COLUMN_WIDTH", "DPI", "PERTURBATION_COLORS", "save", "subplots", "use"]
+__all__ = ["ACCENT", "CATEGORY_COLORS", "COLUMN_WIDTH", "DPI", "PERTURBATION_COLORS", "axes_grid", "figure_of", "save",
+           "subplots", "use"]
 
 #: Width of one paper column (inches); figures are multiples of it.
 COLUMN_WIDTH = 3.4
@@ -54,9 +55,40 @@ def subplots(n_rows: int = 1, n_cols: int = 1, *, width: float = 2.0, aspect: fl
                         **kwargs)
 
 
+def axes_grid(ax, n_rows: int, n_cols: int, *, width: float = 2.0, aspect: float = 0.75, **kwargs):
+    """A 2-D array of ``n_rows x n_cols`` axes: ``ax`` reshaped when given, else a new :func:`subplots` figure.
+
+    The ``ax=None`` convention of the ``plot_*`` functions that draw several panels: pass
+    ``n_rows * n_cols`` axes (any array shape) to draw into an existing figure.
+    """
+    import numpy as np
+
+    if ax is None:
+        _, axes = subplots(n_rows, n_cols, width=width, aspect=aspect, squeeze=False, **kwargs)
+        return axes
+    axes = np.asarray(ax, dtype=object)
+    if axes.size != n_rows * n_cols:
+        raise ValueError(f"this plot draws {n_rows} x {n_cols} panels; ax holds {axes.size} axes "
+                         f"(pass ax=None for a new figure)")
+    return axes.reshape(n_rows, n_cols)
+
+
+def figure_of(ax):
+    """The figure an axes (or an array of axes) belongs to."""
+    import numpy as np
+
+    return np.asarray(ax, dtype=object).flat[0].figure
+
+
 def save(fig, out: str | Path, name: str) -> list[Path]:
-    """Write ``out/name.png`` and ``out/name.pdf``, close the figure, return both paths."""
+    """Write ``out/name.png`` and ``out/name.pdf``, close the figure, return both paths.
+
+    ``fig`` may also be the axes (or array of axes) a ``plot_*`` function returned.
+    """
     import matplotlib.pyplot as plt
+
+    if not hasattr(fig, "savefig"):
+        fig = figure_of(fig)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

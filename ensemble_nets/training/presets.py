@@ -63,6 +63,11 @@ class ExperimentConfig:
         if isinstance(self.train, dict):
             self.train = TrainConfig.from_dict(self.train)
 
+    @property
+    def data_shape(self) -> str:
+        """The input layout the model takes (``load_dataset(..., shape=...)``): ``"image"`` for the CNNs, else ``"flat"``."""
+        return getattr(MODEL_KINDS[self.model], "data_shape", "flat")
+
     def build_model(self) -> nn.Module:
         """The model this configuration describes, freshly initialized."""
         if self.model == "ensemble":

@@ -15,9 +15,9 @@ from ensemble_nets.protocols.gated import train_gdln
 @pytest.mark.parametrize("m_dom,k", [(7, 4), (3, 1), (5, 5)])
 def test_routing_ode_fixed_point(m_dom, k):
     s = torch.tensor([13.6, 6.4, 3.0], dtype=torch.float64)
-    b_star = fixed_point(s, m_dom)
+    b_star = fixed_point(s, n_domains=m_dom)
     torch.testing.assert_close(b_star[:, 1], (m_dom * s) ** (1 / 3))
-    assert routing_ode_rhs(b_star, s, m_dom, k).abs().max() < 1e-12
+    assert routing_ode_rhs(b_star, s, n_domains=m_dom, n_trained=k).abs().max() < 1e-12
     # integrated from a small balanced init it converges there
     b0 = torch.stack([torch.full((3,), 0.05), torch.full((3,), 0.05 * math.sqrt(m_dom)), torch.full((3,), 0.05)], -1)
     b = integrate_routing_ode(s, b0, torch.tensor([0.0, 150.0]), n_domains=m_dom, n_trained=k, max_step=0.05)[-1]
@@ -50,7 +50,8 @@ def test_aligned_simulation_matches_ode():
     rows = train_gdln(net, batch, lr=lr, n_epochs=n_epochs, record_every=120,
                       record=lambda e, n: {k: v for k, v in routing_modes(n, task).items()})
     _, s, _ = task.svd()
-    times = torch.tensor([r["epoch"] for r in rows], dtype=torch.float64) * ode_time_per_epoch(lr, 3, 4)
+    per_epoch = ode_time_per_epoch(lr, n_domains=3, n_items=4)
+    times = torch.tensor([r["epoch"] for r in rows], dtype=torch.float64) * per_epoch
     ode = integrate_routing_ode(s, torch.full((3,), gain), times, n_domains=3, n_trained=2)
     sim = torch.stack([torch.stack([r["b_in"], r["b_h"], r["b_out"]], -1) for r in rows])
     assert ode[-1, 0, 1] > 5 * gain  # the top mode has been learned within the window

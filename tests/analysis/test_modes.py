@@ -80,9 +80,9 @@ def test_removal_curves_and_leading_modes_on_planted_structure():
     with torch.no_grad():
         net[0].weight.copy_(teacher)
     before = [p.clone() for p in net.parameters()]
-    least = mode_removal_curve(net, (x, y), 1, "least_first", fractions=[0, 1 / 3, 2 / 3, 1])
-    most = mode_removal_curve(net, (x, y), 1, "most_first", fractions=[0, 1 / 3, 2 / 3, 1])
-    rand = mode_removal_curve(net, (x, y), 1, "random", fractions=[0, 1 / 3], n_random=3)
+    least = mode_removal_curve(net, (x, y), 1, order="least_first", fractions=[0, 1 / 3, 2 / 3, 1])
+    most = mode_removal_curve(net, (x, y), 1, order="most_first", fractions=[0, 1 / 3, 2 / 3, 1])
+    rand = mode_removal_curve(net, (x, y), 1, order="random", fractions=[0, 1 / 3], n_random=3)
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))  # never modified
     assert least.accuracy.iloc[0] == 1.0 and most.accuracy.iloc[0] == 1.0
     assert least.accuracy.iloc[1] > 0.97 > 0.8 > most.accuracy.iloc[1]  # the smallest mode matters least
@@ -91,7 +91,7 @@ def test_removal_curves_and_leading_modes_on_planted_structure():
     lead = accuracy_vs_leading_modes(net, (x, y))
     assert lead.k.tolist() == [1, 2, 3] and lead.accuracy.iloc[-1] == 1.0
     with pytest.raises(ValueError, match="order"):
-        mode_removal_curve(net, (x, y), 1, "biggest")
+        mode_removal_curve(net, (x, y), 1, order="biggest")
     with pytest.raises(ValueError, match="layer"):
         mode_removal_curve(net, (x, y), 2)
 
@@ -100,7 +100,7 @@ def test_mdl_removal_matches_zeroing_strengths():
     torch.manual_seed(0)
     model = en.ModeMLP((20, 12, 3), 5)
     x, y, _ = _planted_task()
-    curve = mode_removal_curve(model, (x, y), 2, "least_first", fractions=[0.4])
+    curve = mode_removal_curve(model, (x, y), 2, order="least_first", fractions=[0.4])
     order = mode_spectrum(model.linear_layers[1]).sort_values("rank_tau")["mode"].to_numpy()
     import copy
 

@@ -26,12 +26,16 @@ def test_gated_routing_writes_run_and_figures(tmp_path, monkeypatch):
 
     from ensemble_nets.plotting import gated, style
 
-    def fake_save(fig, out, name):  # drawing PNG + PDF is matplotlib's job and slow; check what would be saved
+    def fake_save(axes, out, name):  # plot_* return their axes
+        fig = style.figure_of(axes)  # drawing PNG + PDF is matplotlib's job and slow; check what would be saved
         assert fig.axes and all(ax.has_data() for ax in fig.axes if ax.get_label() != "<colorbar>")
         plt.close(fig)
         return [tmp_path / f"{name}.png"]
 
+    from ensemble_nets.protocols.gated import figure_tables, missing_runs
+
     monkeypatch.setattr(style, "save", fake_save)
-    written = gated.make_figures(tmp_path, tmp_path / "figures")
+    assert missing_runs(tmp_path) == {}
+    written = gated.draw_figures(figure_tables(tmp_path), tmp_path / "figures")
     assert {p.name for p in written} >= {"gated_dynamics.png", "gated_init_sweep.png", "gated_rsa.png",
                                          "gated_race.png"}

@@ -36,6 +36,9 @@ def test_online_figure(online_run, tmp_path):
 
     matplotlib.use("Agg")
     run, _ = online_run
+    from ensemble_nets.protocols.online import missing_runs
+
+    assert missing_runs(run.parent) == {}
     status = load_script("make_figures").main(["--runs", str(run.parent), "--out", str(tmp_path), "--only", "online"])
     assert status == 0
     assert (tmp_path / "online_dynamics.png").stat().st_size > 5_000

@@ -50,12 +50,12 @@ __all__ = ["balanced_time", "fixed_point", "integrate_race_ode", "integrate_rout
            "race_ode_rhs", "race_outcome", "representation_similarity", "routing_modes", "routing_ode_rhs"]
 
 
-def ode_time_per_epoch(lr: float, n_domains: int = 7, n_items: int = 4) -> float:
+def ode_time_per_epoch(lr: float, *, n_domains: int = 7, n_items: int = 4) -> float:
     """ODE time (tau = 1) of one full-batch SGD epoch: ``lr * 2 M / n_items`` (3.5 lr for the reference)."""
     return lr * 2.0 * n_domains / n_items
 
 
-def routing_ode_rhs(b: Tensor, s: Tensor, n_domains: int, n_trained: int) -> Tensor:
+def routing_ode_rhs(b: Tensor, s: Tensor, *, n_domains: int, n_trained: int) -> Tensor:
     """``tau db/dt`` for ``b`` of shape ``(..., 3)`` = ``(b_in, b_h, b_out)`` and singular values ``s`` (...)."""
     m_dom, k = n_domains, n_trained
     b_in, b_h, b_out = b.unbind(-1)
@@ -68,20 +68,11 @@ def integrate_routing_ode(s: Tensor, b0: Tensor, times: Tensor, *, n_domains: in
                           tau: float = 1.0, max_step: float = 0.01) -> Tensor:
     """Integrate the reduced ODE (fourth-order Runge-Kutta) and return ``b`` at ``times``.
 
-    Parameters
-    ----------
-    s : Tensor, shape (n_modes,)
-        Singular values of ``Sigma_yx``.
-    b0 : Tensor, shape (n_modes, 3) or (3,)
-        Initial ``(b_in, b_h, b_out)`` per mode.
-    times : Tensor, shape (T,)
-        Non-decreasing output times, starting at 0.
-    max_step : float
-        Largest RK4 step (in units of tau).
-
-    Returns
-    -------
-    Tensor, shape (T, n_modes, 3)
+    :param s: (Tensor, shape (n_modes,)) Singular values of ``Sigma_yx``.
+    :param b0: (Tensor, shape (n_modes, 3) or (3,)) Initial ``(b_in, b_h, b_out)`` per mode.
+    :param times: (Tensor, shape (T,)) Non-decreasing output times, starting at 0.
+    :param max_step: (float) Largest RK4 step (in units of tau).
+    :returns: Tensor, shape (T, n_modes, 3)
     """
     s = torch.as_tensor(s, dtype=torch.float64)
     b = torch.as_tensor(b0, dtype=torch.float64).expand(s.shape[0], 3).clone()
@@ -112,7 +103,7 @@ def integrate_routing_ode(s: Tensor, b0: Tensor, times: Tensor, *, n_domains: in
     return torch.from_numpy(np.stack(out))
 
 
-def fixed_point(s: Tensor, n_domains: int = 7) -> Tensor:
+def fixed_point(s: Tensor, *, n_domains: int = 7) -> Tensor:
     """Balanced fixed point ``(b_in, b_h, b_out)`` per mode: ``b_h = (M s)^(1/3)``, ``b_in = b_out = b_h / sqrt(M)``."""
     s = torch.as_tensor(s, dtype=torch.float64)
     b_h = (n_domains * s) ** (1 / 3)
@@ -136,7 +127,7 @@ def balanced_time(p: Tensor, s: Tensor, p0: Tensor, *, n_domains: int = 7, n_tra
     return tau * n_domains ** (5 / 3) / (n_trained * s) * (_antiderivative(q, a) - _antiderivative(q0, a))
 
 
-def routing_modes(net, task, pairs: list[tuple[int, int]] | None = None) -> dict[str, Tensor]:
+def routing_modes(net, task, *, pairs: list[tuple[int, int]] | None = None) -> dict[str, Tensor]:
     """Project the routing network's weights on the task's singular vectors, per mode (shape (n_modes,) each).
 
     ``b_in = mean_m ||W_enc^m v||``, ``b_out = mean_n ||W_dec^n^T u||``,

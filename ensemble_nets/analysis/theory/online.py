@@ -100,16 +100,9 @@ def _i2(cov_ab: np.ndarray, var_a: np.ndarray, var_b: np.ndarray) -> np.ndarray:
 def generalization_error(q: np.ndarray, m: np.ndarray, t: np.ndarray) -> np.ndarray:
     """eps_g(Q, M, T) = < (sigma - tau)^2 > / 2 for erf units and 1/K outputs (module docstring).
 
-    Parameters
-    ----------
-    q, m : np.ndarray, shape (..., K, K)
-        Student-student and student-teacher overlaps.
-    t : np.ndarray, shape (K, K)
-        Teacher-teacher overlaps.
-
-    Returns
-    -------
-    np.ndarray, shape (...,)
+    :param q, m: (np.ndarray, shape (..., K, K)) Student-student and student-teacher overlaps.
+    :param t: (np.ndarray, shape (K, K)) Teacher-teacher overlaps.
+    :returns: np.ndarray, shape (...,)
     """
     q, m, t = (np.asarray(a, dtype=np.float64) for a in (q, m, t))
     k = q.shape[-1]
@@ -173,9 +166,7 @@ def integrate_order_parameters(q0: np.ndarray, m0: np.ndarray, t: np.ndarray, pr
                                method: str = "LSODA") -> dict[str, np.ndarray]:
     """Integrate the order-parameter ODEs from (Q0, M0) and report them at ``alphas``.
 
-    Returns
-    -------
-    dict with "alpha" (n,), "q" (n, K, K), "m" (n, K, K), "eps_g" (n,).
+    :returns: dict with "alpha" (n,), "q" (n, K, K), "m" (n, K, K), "eps_g" (n,).
     """
     solve_ivp = require("scipy.integrate", "theory").solve_ivp
 
@@ -204,16 +195,10 @@ def sgd_step(xi_hat: np.ndarray, mixing: np.ndarray, x: np.ndarray, y: np.ndarra
 
     The gradient of (sigma - y)^2 / 2 with respect to xi_hat only: xi and Sigma (``mixing``) stay fixed.
 
-    Parameters
-    ----------
-    xi_hat : np.ndarray, shape (n_runs, P, d)
-        Students' input-side modes (updated in place and returned).
-    mixing : np.ndarray, shape (K, P)
-        A = xi diag(Sigma), shared with the teacher.
-    x : np.ndarray, shape (n_runs, d)
-        One fresh input per student.
-    y : np.ndarray, shape (n_runs,)
-        The teacher's labels.
+    :param xi_hat: (np.ndarray, shape (n_runs, P, d)) Students' input-side modes (updated in place and returned).
+    :param mixing: (np.ndarray, shape (K, P)) A = xi diag(Sigma), shared with the teacher.
+    :param x: (np.ndarray, shape (n_runs, d)) One fresh input per student.
+    :param y: (np.ndarray, shape (n_runs,)) The teacher's labels.
     """
     erf = require("scipy.special", "theory").erf
     k = mixing.shape[0]
@@ -231,22 +216,14 @@ def simulate_online(teacher, xi_hat0: np.ndarray, eta: float, record_steps: Sequ
                     seeds: Sequence[int], *, chunk: int = 4096) -> dict[str, np.ndarray]:
     """On-line SGD of students sharing the teacher's xi and Sigma, one fresh example per step and seed.
 
-    Parameters
-    ----------
-    teacher : ensemble_nets.data.teacher.ModeTeacher
-    xi_hat0 : np.ndarray, shape (P, d)
-        Initial input-side modes of the student (the same for every seed: the seeds vary the examples).
-    eta : float
-        Learning rate of the plain gradient step on xi_hat.
-    record_steps : sequence of int
-        Steps t (examples seen) at which to record; alpha = t / d.
-    seeds : sequence of int
-        One example stream per seed (``teacher.stream(seed=...)``).
-
-    Returns
-    -------
-    dict with "step" (n,), "alpha" (n,), "q", "m" (n_seeds, n, K, K), "eps_g" (n_seeds, n), "t" (K, K)
-    and "xi_hat" (n_seeds, P, d), the final students.
+    :param teacher: (ensemble_nets.data.teacher.ModeTeacher)
+    :param xi_hat0: (np.ndarray, shape (P, d)) Initial input-side modes of the student (the same for every seed:
+        the seeds vary the examples).
+    :param eta: (float) Learning rate of the plain gradient step on xi_hat.
+    :param record_steps: (sequence of int) Steps t (examples seen) at which to record; alpha = t / d.
+    :param seeds: (sequence of int) One example stream per seed (``teacher.stream(seed=...)``).
+    :returns: dict with "step" (n,), "alpha" (n,), "q", "m" (n_seeds, n, K, K), "eps_g" (n_seeds, n), "t" (K, K)
+        and "xi_hat" (n_seeds, P, d), the final students.
     """
     record_steps = np.unique(np.asarray(record_steps, dtype=np.int64))
     if record_steps.size == 0 or record_steps[0] < 0:

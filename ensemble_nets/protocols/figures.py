@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: MIT
+"""The runs behind the paper figures: what each figure family needs, what is missing, and running it.
+
+Each family is a protocol module of this package that provides::
+
+    REQUIRED_RUNS: dict[str, str]        run folder (relative to the runs folder) -> the command that makes it
+    BUDGETS: {"quick": config, "paper": config}
+    missing_runs(runs) -> dict[str, str] the REQUIRED_RUNS entries not finished under ``runs``
+    jobs(runs, config) -> list[Job]      what to run for the missing ones, in order
+    figure_tables(runs) -> dict          the tables its figures draw (``plotting.<family>.draw_figures``)
+
+:func:`run_missing` runs a family's jobs through :func:`~ensemble_nets.training.run_grid`
+(local Ray workers, a cluster with ``address``, or in-process with ``backend="serial"``):
+every job is resumable, a finished one is skipped.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ensemble_nets.training.grid import run_grid
+from ensemble_nets.training.runs import SUMMARY
+
+__all__ = ["BUDGET_NAMES", "FAMILIES", "JOBS_DIR", "Job", "family", "run_missing", "single_run_job", "with_data_root"]
+
+#: Figure families, in the order the paper shows them: name -> protocol module.
+FAMILIES: dict[str, str] = {
+    "ensemble": "ensemble_nets.protocols.ensemble",
+    "modes": "ensemble_nets.protocols.modes",
+    "online": "ensemble_nets.protocols.online",
+    "spectral": "ensemble_nets.protocols.spectral",
+    "phase": "ensemble_nets.protocols.phase",
+    "gated": "ensemble_nets.protocols.gated",
+}
+BUDGET_NAMES = ("quick", "paper")
+#: Bookkeeping of single-run jobs (one run_grid cell each), under the runs folder.
+JOBS_DIR = ".jobs"
+
+
+@dataclass
+class Job:
+    """One :func:`~ensemble_nets.training.run_grid` call: ``cells`` run by ``fn`` under ``out_dir``.
+
+    ``done`` (optional) says whether a cell's real output is complete; a cell whose grid
+    summary exists but whose output is not is run again.
+    """
+
+    out_dir: Path
+    fn: Callable[[dict, Path], dict]
+    cells: list[dict]
+    done: Callable[[dict], bool] | None = None
+
+
+def family(name: str):
+    """The protocol module of figure family ``name``."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown figure family {name!r}; choose from {sorted(FAMILIES)}")
+    return importlib.import_module(FAMILIES[name])
+
+
+def single_run_job(runs: Path, name: str, fn: Callable[[dict, Path], dict], run_dir: Path, config,
+                   done: Callable[[dict], bool], **extra) -> Job:
+    """A job of one cell writing the run folder ``run_dir``; its grid bookkeeping lives in ``runs/.jobs``."""
+    from dataclasses import asdict
+
+    cell = {"name": name, "run_dir": str(run_dir), "config": asdict(config), **extra}
+    return Job(Path(runs) / JOBS_DIR, fn, [cell], done)
+
+
+def with_data_root(config, data_root: str | Path | None):
+    """``config`` (or each config of a tuple) with ``data_root`` made absolute, so any worker finds it."""
+    from dataclasses import fields, replace
+
+    if data_root is None:
+        return config
+    if isinstance(config, tuple):
+        return tuple(with_data_root(c, data_root) for c in config)
+    if "data_root" in {f.name for f in fields(config)}:
+        return replace(config, data_root=str(Path(data_root).resolve()))
+    return config
+
+
+def run_missing(name: str, runs: str | Path, budget: str, *, backend: str = "ray", address: str | None = None,
+                n_workers: int | None = None, progress: bool = True,
+                data_root: str | Path | None = None) -> list[str]:
+    """Run what family ``name`` misses under ``runs`` at ``budget``; the names of the cells run or resumed.
+
+    ``data_root`` (the MNIST test set folder) replaces the budgets' relative default, made absolute.
+    """
+    if budget not in BUDGET_NAMES:
+        raise ValueError(f"unknown budget {budget!r}; choose from {BUDGET_NAMES}")
+    protocol = family(name)
+    runs = Path(runs)
+    names = []
+    for job in protocol.jobs(runs, with_data_root(protocol.BUDGETS[budget], data_root)):
+        for cell in job.cells:  # an output deleted or left unfinished since its cell was marked done: redo it
+            summary = Path(job.out_dir) / cell["name"] / SUMMARY
+            if job.done is not None and summary.is_file() and not job.done(cell):
+                summary.unlink()
+        run_grid(job.cells, job.fn, job.out_dir, backend=backend, address=address, n_workers=n_workers,
+                 progress=progress)
+        names += [cell["name"] for cell in job.cells]
+    return names
