@@ -12,7 +12,7 @@ from ensemble_nets.data import Dataset, load_dataset
 from ensemble_nets.distributions import SpikeSlab
 from ensemble_nets.layers import ScaledLinear, SpikeSlabLinear, spike_slab_layers
 from ensemble_nets.models import MLP, EnsembleMLP, ModeMLP, build_model
-from ensemble_nets.training import ExperimentConfig, TrainConfig, evaluate, load_run, project_, train
+from ensemble_nets.training import ExperimentConfig, TrainConfig, evaluate, load_run, project_, train, train_many
 
 __version__ = "0.1.0"
 
@@ -36,4 +36,5 @@ __all__ = [
     "project_",
     "spike_slab_layers",
     "train",
+    "train_many",
 ]

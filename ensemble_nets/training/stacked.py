@@ -1,0 +1,365 @@
+# SPDX-License-Identifier: MIT
+"""K models of one structure as ONE vectorized model: parameters with a leading run dimension.
+
+:func:`stack_models` turns K ``nn.Sequential`` stacks (``EnsembleMLP``,
+``ModeMLP``, ``MLP``, or any ``nn.Sequential`` of the layers below) into a
+:class:`StackedModel` whose every parameter is ``(K, *shape)``, and whose
+forward maps inputs ``(K, B, n_in)`` to logits ``(K, B, n_out)`` with batched
+matrix products. Run k sees only its own parameters, so the gradient of
+``sum_k loss_k`` in the slice k is the gradient of run k alone.
+
+Layers, each the batched twin of its module (``k`` the run, ``@`` a bmm)::
+
+    SpikeSlabLinear  h_k = (x_k mu_k^T + sqrt(x_k^2 var_k^T + floor) * eps_k) / sqrt(N_in)   (DESIGN.md 2)
+    ScaledLinear     h_k = x_k (W_k / sqrt(N_in))^T (+ b_k)
+    nn.Linear        h_k = x_k W_k^T (+ b_k)
+    ModeLinear       h_k = ((x_k xi_in,k) * Sigma_k * scale) xi_out,k^T              (DESIGN.md 3)
+    activations      applied elementwise to the whole (K, B, n) tensor
+
+The noise eps_k of a spike-and-slab layer comes from run k's own generator,
+drawn as ``torch.randn(B, N_out)``, exactly what the module draws from the
+global generator in :func:`~ensemble_nets.training.train`; so run k of a
+stack consumes the same random numbers, in the same order, as run k alone.
+The spike-and-slab pass has a hand-written batched gBP backward
+(:class:`_StackedMeanField`, the batched twin of the layer's own), checked
+against autograd in the tests.
+
+To support another layer: add a ``_op_*`` builder returning a ``_Op`` and
+list it in :func:`_make_op`.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from ensemble_nets.layers import ModeLinear, ScaledLinear, SpikeSlabLinear
+
+__all__ = ["StackedModel", "stack_models", "structure_difference"]
+
+_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Identity, nn.LeakyReLU, nn.GELU, nn.Sigmoid, nn.ELU, nn.SiLU, nn.Softplus)
+
+
+class _StackedMeanField(torch.autograd.Function):
+    """Batched gBP: :class:`~ensemble_nets.layers.spike_slab._MeanFieldFunction` with a leading run axis.
+
+    Shapes: x ``(K, B, N_in)``, pi/m/xi ``(K, N_out, N_in)``, eps ``(K, B, N_out)``, floor a float.
+    """
+
+    @staticmethod
+    def forward(ctx, x, pi, m, xi, eps, floor):
+        keep = 1.0 - pi
+        pm = pi * m
+        mu = keep * m
+        var = torch.addcmul(xi, pm, m).mul_(keep)  # (1 - pi)(xi + pi m^2)
+        x2 = x.square()
+        delta = torch.baddbmm(var.new_full((), floor), x2, var.mT).sqrt_()  # (K, B, N_out)
+        scale = 1.0 / math.sqrt(x.shape[-1])
+        h = torch.addcmul(torch.bmm(x, mu.mT), delta, eps).mul_(scale)  # (K, B, N_out)
+        ctx.save_for_backward(x, x2, m, xi, keep, pm, mu, var, eps, delta)
+        ctx.scale = scale
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h):
+        x, x2, m, xi, keep, pm, mu, var, eps, delta = ctx.saved_tensors
+        grad_mean = grad_h * ctx.scale  # (K, B, N_out): dL/dG
+        grad_s = (grad_mean * eps).div_(delta).mul_(0.5)  # (K, B, N_out): dL/dS
+        grad_x = grad_pi = grad_m = grad_xi = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.addcmul(torch.bmm(grad_mean, mu), x, torch.bmm(grad_s, var), value=2.0)
+        if any(ctx.needs_input_grad[1:4]):
+            grad_mu = torch.bmm(grad_mean.mT, x)  # (K, N_out, N_in)
+            grad_var = torch.bmm(grad_s.mT, x2)  # (K, N_out, N_in)
+            if ctx.needs_input_grad[1]:
+                grad_pi = torch.add(m, pm, alpha=-2.0).mul_(m).sub_(xi).mul_(grad_var).addcmul_(m, grad_mu, value=-1.0)
+            if ctx.needs_input_grad[2]:
+                grad_m = torch.addcmul(grad_mu, pm, grad_var, value=2.0).mul_(keep)
+            if ctx.needs_input_grad[3]:
+                grad_xi = grad_var.mul_(keep)
+        return grad_x, grad_pi, grad_m, grad_xi, None, None
+
+
+def stacked_mean_field(x, pi, m, xi, eps, floor: float) -> torch.Tensor:
+    """The batched mean-field pre-activation by autograd (the reference for :class:`_StackedMeanField`)."""
+    keep = 1.0 - pi
+    mean = torch.bmm(x, (keep * m).mT)
+    delta = torch.sqrt(torch.bmm(x.square(), (keep * (xi + pi * m * m)).mT) + floor)
+    return (mean + delta * eps) / math.sqrt(x.shape[-1])
+
+
+@dataclass
+class _Op:
+    """One child of the stack: ``fn(x, params, generators) -> h`` and the parameter names it reads."""
+
+    name: str
+    fn: Callable
+    reads: tuple[str, ...] = ()
+    projected: dict = field(default_factory=dict)  # {"pi": name, "xi": name} for spike-and-slab layers
+
+
+def _prefixed(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _op_spike_slab(prefix, layer, names_of):
+    pi, m, xi = (_prefixed(prefix, n) for n in ("pi", "m", "xi"))
+    bias = _prefixed(prefix, "bias") if layer.bias is not None else None
+    floor, n_out = layer.floor, layer.out_features
+
+    def fn(x, params, generators):
+        eps = torch.stack([torch.randn(x.shape[1], n_out, generator=g, dtype=x.dtype, device=x.device)
+                           for g in generators])  # (K, B, N_out): run k's own stream, as the layer draws it
+        h = _StackedMeanField.apply(x, params[pi], params[m], params[xi], eps, floor)
+        return h if bias is None else h + params[bias].unsqueeze(1)
+
+    reads = (pi, m, xi) + ((bias,) if bias else ())
+    return _Op(prefix, fn, reads, {"pi": pi, "xi": xi})
+
+
+def _op_linear(prefix, layer, names_of):
+    weight = _prefixed(prefix, "weight")
+    bias = _prefixed(prefix, "bias") if layer.bias is not None else None
+    scale = 1.0 / math.sqrt(layer.in_features) if isinstance(layer, ScaledLinear) else None
+
+    def fn(x, params, generators):
+        w = params[weight] if scale is None else params[weight] * scale  # (K, N_out, N_in)
+        return torch.bmm(x, w.mT) if bias is None else torch.baddbmm(params[bias].unsqueeze(1), x, w.mT)
+
+    return _Op(prefix, fn, (weight,) + ((bias,) if bias else ()))
+
+
+def _op_modes(prefix, layer, names_of):
+    modes_in, modes_out = names_of(layer.modes_in), names_of(layer.modes_out)
+    strengths = _prefixed(prefix, "strengths")
+    scale = layer.scale
+
+    def fn(x, params, generators):
+        # (K, B, N_in) @ (K, N_in, P) -> (K, B, P); times Sigma; @ (K, P, N_out) -> (K, B, N_out)
+        return torch.bmm(torch.bmm(x, params[modes_in]) * (params[strengths] * scale).unsqueeze(1),
+                         params[modes_out].mT)
+
+    return _Op(prefix, fn, (modes_in, modes_out, strengths))
+
+
+def _op_elementwise(prefix, module, names_of):
+    return _Op(prefix, lambda x, params, generators: module(x))
+
+
+def _make_op(prefix: str, module: nn.Module, names_of) -> _Op:
+    if type(module) is SpikeSlabLinear:
+        return _op_spike_slab(prefix, module, names_of)
+    if type(module) in (ScaledLinear, nn.Linear):
+        return _op_linear(prefix, module, names_of)
+    if type(module) is ModeLinear:
+        return _op_modes(prefix, module, names_of)
+    if isinstance(module, _ELEMENTWISE):
+        return _op_elementwise(prefix, module, names_of)
+    raise NotImplementedError(
+        f"train_many cannot vectorize module {prefix!r} of type {type(module).__name__}; it supports "
+        f"SpikeSlabLinear, ScaledLinear, nn.Linear, ModeLinear and elementwise activations "
+        f"({', '.join(t.__name__ for t in _ELEMENTWISE)}) in an nn.Sequential; train such models one by one "
+        f"with en.train"
+    )
+
+
+def _describe(module: nn.Module) -> list[tuple[str, str]]:
+    """What must agree between stacked models: module types, parameter and buffer shapes, forward options."""
+    rows = []
+    for name, sub in module.named_modules():
+        rows.append((f"module {name or '<root>'}", type(sub).__name__))
+        for attr in ("floor", "scale_input", "in_features", "out_features", "n_modes", "shared", "negative_slope"):
+            if attr in vars(sub):
+                rows.append((f"{name or '<root>'}.{attr}", repr(getattr(sub, attr))))
+    rows += [(f"parameter {n}", f"shape {tuple(p.shape)}, {p.dtype}") for n, p in module.named_parameters()]
+    rows += [(f"buffer {n}", f"shape {tuple(b.shape)}, {b.dtype}") for n, b in module.named_buffers()]
+    return rows
+
+
+def structure_difference(a: nn.Module, b: nn.Module) -> str | None:
+    """The first difference of structure between two models (``None`` when they can be stacked)."""
+    rows_a, rows_b = _describe(a), _describe(b)
+    for (key_a, val_a), (key_b, val_b) in zip(rows_a, rows_b):
+        if key_a != key_b:
+            return f"{key_a} = {val_a} against {key_b} = {val_b}"
+        if val_a != val_b:
+            return f"{key_a}: {val_a} against {val_b}"
+    if len(rows_a) != len(rows_b):
+        longer, extra = ("first", rows_a[len(rows_b)]) if len(rows_a) > len(rows_b) else ("second",
+                                                                                         rows_b[len(rows_a)])
+        return f"only the {longer} model has {extra[0]} = {extra[1]}"
+    return None
+
+
+class StackedModel:
+    """K models of one structure as one: ``params[name]`` is ``(K, *shape)``, a leaf that trains.
+
+    :param models: K ``nn.Sequential`` models of identical structure (checked by :func:`stack_models`).
+    """
+
+    def __init__(self, models: Sequence[nn.Module]):
+        template = models[0]
+        self.names = [name for name, _ in template.named_parameters()]
+        by_id = {id(p): name for name, p in template.named_parameters()}
+
+        def names_of(tensor):
+            if id(tensor) not in by_id:
+                raise NotImplementedError("a layer reads a tensor that is not a parameter of the model")
+            return by_id[id(tensor)]
+
+        self.ops = [_make_op(name, child, names_of) for name, child in template.named_children()]
+        read = {n for op in self.ops for n in op.reads}
+        unread = [n for n in self.names if n not in read]
+        if unread:
+            raise NotImplementedError(f"train_many does not know how the forward uses parameters {unread}; "
+                                      f"train this model with en.train")
+        self.params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in models]).requires_grad_()
+                       for name in self.names}
+
+    @property
+    def n_runs(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def __call__(self, x: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """Logits ``(K, B, n_out)`` of inputs ``(K, B, n_in)``; ``generators[k]`` feeds run k's noise."""
+        for op in self.ops:
+            x = op.fn(x, self.params, generators)
+        return x
+
+    @torch.no_grad()
+    def project_(self) -> torch.Tensor:
+        """pi to [0, 1], xi to >= 0 in every spike-and-slab layer; entries moved per run, ``(K,)``."""
+        moved = torch.zeros(self.n_runs, dtype=torch.long, device=next(iter(self.params.values())).device)
+        for op in self.ops:
+            if op.projected:
+                pi, xi = self.params[op.projected["pi"]], self.params[op.projected["xi"]]
+                moved += (xi < 0).flatten(1).sum(1) + ((pi - 0.5).abs_() > 0.5).flatten(1).sum(1)
+                pi.clamp_(0.0, 1.0)
+                xi.clamp_(min=0.0)
+        return moved
+
+    @torch.no_grad()
+    def keep_(self, runs: Sequence[int]) -> None:
+        """Keep only the runs ``runs`` (indices into the current stack), in that order."""
+        index = torch.as_tensor(list(runs), dtype=torch.long, device=next(iter(self.params.values())).device)
+        self.params = {name: p.detach().index_select(0, index).requires_grad_() for name, p in self.params.items()}
+
+    @torch.no_grad()
+    def copy_to_(self, k: int, model: nn.Module) -> None:
+        """Write run k's parameters into ``model`` (same structure)."""
+        for name, param in model.named_parameters():
+            param.copy_(self.params[name][k])
+
+    def state_of(self, k: int) -> dict[str, torch.Tensor]:
+        """Run k's parameters, detached copies, by name."""
+        return {name: p.detach()[k].clone() for name, p in self.params.items()}
+
+
+def stack_models(models: Sequence[nn.Module]) -> StackedModel:
+    """Check that ``models`` share one structure and stack them; errors name the first difference."""
+    models = list(models)
+    if not models:
+        raise ValueError("train_many needs at least one model")
+    for k, model in enumerate(models):
+        if not isinstance(model, nn.Sequential):
+            raise NotImplementedError(
+                f"models[{k}] is a {type(model).__name__}; train_many vectorizes nn.Sequential stacks "
+                f"(EnsembleMLP, ModeMLP, MLP); train other models with en.train")
+        if type(model) is not type(models[0]):
+            raise ValueError(f"models[{k}] is a {type(model).__name__} but models[0] is a "
+                             f"{type(models[0]).__name__}; train_many needs models of one structure")
+        difference = structure_difference(models[0], model)
+        if difference is not None:
+            raise ValueError(f"models[{k}] differs from models[0] in structure: {difference}; train_many needs "
+                             f"models of identical structure (group them by structure, one call per group)")
+        devices = {p.device for p in model.parameters()} | {next(models[0].parameters()).device}
+        if len(devices) > 1:
+            raise ValueError(f"models[{k}] lives on {sorted(map(str, devices))}; move every model to one device")
+    return StackedModel(models)
+
+
+class StackedAdam:
+    """Adam (decoupled or coupled decay) over a :class:`StackedModel`, run by run identical to ``make_optimizer``.
+
+    Each run k has its own learning rate, weight decay per parameter and decoupling flag; runs that
+    agree on all of them (and on the step count) are updated by ONE call of torch's fused Adam over the
+    whole stacked tensors, others through per-run views. The update is torch's own
+    (``torch.optim.adam.adam``, betas (0.9, 0.999), eps 1e-8), elementwise, so run k's numbers are
+    those of ``torch.optim.AdamW`` on run k alone.
+
+    :param stack: the stacked model.
+    :param decays: ``decays[k][name]``, the weight decay of parameter ``name`` in run k (0: not decayed).
+    :param decoupled: ``decoupled[k]``: AdamW-style decay (True) or L2 inside Adam (False).
+    """
+
+    def __init__(self, stack: StackedModel, decays: Sequence[dict[str, float]], decoupled: Sequence[bool]):
+        self.stack = stack
+        self.decays, self.decoupled = list(decays), list(decoupled)
+        self.exp_avg = {n: torch.zeros_like(p, memory_format=torch.contiguous_format) for n, p in stack.params.items()}
+        self.exp_avg_sq = {n: torch.zeros_like(p, memory_format=torch.contiguous_format)
+                           for n, p in stack.params.items()}
+        self.steps = [0] * stack.n_runs
+        params = list(stack.params.values())
+        self.fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+
+    def zero_grad(self) -> None:
+        for p in self.stack.params.values():
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, lrs: Sequence[float]) -> None:
+        """One Adam step of every run, run k at learning rate ``lrs[k]``."""
+        from torch.optim.adam import adam
+
+        names = self.stack.names
+        keys = [(float(lrs[k]), bool(self.decoupled[k]), self.steps[k], tuple(self.decays[k][n] for n in names))
+                for k in range(self.stack.n_runs)]
+        groups: dict[tuple, list[int]] = {}
+        for k, key in enumerate(keys):
+            groups.setdefault(key, []).append(k)
+        for (lr, decoupled, step, decays), runs in groups.items():
+            whole = len(runs) == self.stack.n_runs
+            by_decay: dict[float, list[str]] = {}
+            for name, wd in zip(names, decays):
+                by_decay.setdefault(wd, []).append(name)
+            for wd, chosen in by_decay.items():
+                tensors = ([self.stack.params[n].detach() for n in chosen], [self.stack.params[n].grad for n in chosen],
+                           [self.exp_avg[n] for n in chosen], [self.exp_avg_sq[n] for n in chosen])
+                if not whole:  # per-run views of the stacked tensors
+                    tensors = tuple([t[k] for t in group for k in runs] for group in tensors)
+                device = tensors[0][0].device
+                steps = [torch.tensor(float(step), dtype=torch.float32, device=device if self.fused else "cpu")
+                         for _ in tensors[0]]
+                adam(*tensors, [], steps, fused=self.fused or None, foreach=None if self.fused else True,
+                     decoupled_weight_decay=decoupled, amsgrad=False, beta1=0.9, beta2=0.999, lr=lr,
+                     weight_decay=wd, eps=1e-8, maximize=False)
+        self.steps = [s + 1 for s in self.steps]
+
+    @torch.no_grad()
+    def keep_(self, runs: Sequence[int]) -> None:
+        """Keep only the runs ``runs`` (after :meth:`StackedModel.keep_` with the same indices)."""
+        runs = list(runs)
+        index = torch.as_tensor(runs, dtype=torch.long, device=next(iter(self.exp_avg.values())).device)
+        self.exp_avg = {n: t.index_select(0, index) for n, t in self.exp_avg.items()}
+        self.exp_avg_sq = {n: t.index_select(0, index) for n, t in self.exp_avg_sq.items()}
+        self.decays = [self.decays[k] for k in runs]
+        self.decoupled = [self.decoupled[k] for k in runs]
+        self.steps = [self.steps[k] for k in runs]
+
+    def run_state(self, k: int) -> dict[str, dict[str, torch.Tensor]]:
+        """Run k's Adam state by parameter name: ``{"exp_avg", "exp_avg_sq"}`` copies (and ``step`` in ``steps``)."""
+        return {n: {"exp_avg": self.exp_avg[n][k].clone(), "exp_avg_sq": self.exp_avg_sq[n][k].clone()}
+                for n in self.stack.names}
+
+    @torch.no_grad()
+    def load_run_state_(self, k: int, state: dict[str, dict[str, torch.Tensor]], step: int) -> None:
+        """Set run k's Adam state (by parameter name) and step count."""
+        for n, entry in state.items():
+            self.exp_avg[n][k].copy_(entry["exp_avg"])
+            self.exp_avg_sq[n][k].copy_(entry["exp_avg_sq"])
+        self.steps[k] = int(step)
