@@ -65,7 +65,7 @@ from ensemble_nets.training.runs import (
 )
 from ensemble_nets.training.stacked import StackedAdam, StackedModel, stack_models
 
-__all__ = ["train_many"]
+__all__ = ["train_epoch_many", "train_many"]
 
 
 class _Run:
@@ -147,20 +147,25 @@ def _check_inputs(models, configs, run_dirs, data):
             raise ValueError(f"models[{k}] has {sizes[-1]} outputs but the data have {data.n_classes} classes")
 
 
-def _epoch(stack: StackedModel, adam: StackedAdam, runs: list[_Run], x: torch.Tensor, y: torch.Tensor,
-           batch_size: int) -> list[dict]:
-    """One pass of every run of the stack over ``(x, y)``, each in its own fresh random order."""
-    n, n_runs = x.shape[0], len(runs)
-    orders = torch.stack([torch.randperm(n, generator=r.shuffle) for r in runs]).to(x.device)  # (K, n)
-    generators = [r.noise for r in runs]
-    lrs = [lr_at(r.epoch, r.config.lr, r.config.lr_halve_every) for r in runs]
+def train_epoch_many(stack: StackedModel, adam: StackedAdam, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                     shuffles: list[torch.Generator], noises: list[torch.Generator], lrs: list[float]) -> list[dict]:
+    """One pass of every run of ``stack`` over ``(x, y)``, run k in its own fresh random order.
+
+    The stacked twin of :func:`~ensemble_nets.training.loop.train_epoch`: run k draws its permutation
+    from ``shuffles[k]``, its noise from ``noises[k]`` and steps at ``lrs[k]``. Returns one dict per
+    run: ``train_loss``, ``train_acc``, ``projected`` (entries moved by the projection), ``lr``.
+    """
+    n, n_runs = x.shape[0], stack.n_runs
+    orders = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(x.device)  # (K, n)
     loss_sum = torch.zeros(n_runs, device=x.device)
     correct = torch.zeros(n_runs, dtype=torch.long, device=x.device)
     moved = torch.zeros(n_runs, dtype=torch.long, device=x.device)
     for start in range(0, n, batch_size):
         index = orders[:, start:start + batch_size]  # (K, B)
-        xb, yb = x[index], y[index]  # (K, B, n_in), (K, B)
-        logits = stack(xb, generators)  # (K, B, n_out)
+        flat = index.flatten()  # index_select: a faster gather than x[index] on CPU
+        xb = x.index_select(0, flat).view(*index.shape, x.shape[1])  # (K, B, n_in)
+        yb = y.index_select(0, flat).view(index.shape)  # (K, B)
+        logits = stack(xb, noises)  # (K, B, n_out)
         losses = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape).mean(1)
         adam.zero_grad()
         losses.sum().backward()
@@ -262,7 +267,9 @@ def train_many(models: list[nn.Module], data: Dataset, configs: list[TrainConfig
                desc=f"train_many x{len(runs)}", unit="epoch")
     while active:
         tick = time.perf_counter()
-        stats = _epoch(stack, adam, active, data.x_train, data.y_train, configs[0].batch_size)
+        stats = train_epoch_many(stack, adam, data.x_train, data.y_train, configs[0].batch_size,
+                                 [r.shuffle for r in active], [r.noise for r in active],
+                                 [lr_at(r.epoch, r.config.lr, r.config.lr_halve_every) for r in active])
         train_seconds = (time.perf_counter() - tick) / len(active)
         for slot, (r, row_stats) in enumerate(zip(active, stats)):
             epoch = r.epoch

@@ -238,7 +238,10 @@ class StackedModel:
         for op in self.ops:
             if op.projected:
                 pi, xi = self.params[op.projected["pi"]], self.params[op.projected["xi"]]
-                moved += (xi < 0).flatten(1).sum(1) + ((pi - 0.5).abs_() > 0.5).flatten(1).sum(1)
+                n_runs = pi.shape[0]  # int32 sums over (K, -1) views: the cheapest per-run count on CPU
+                moved += (xi.lt(0).view(n_runs, -1).sum(1, dtype=torch.int32)
+                          + pi.lt(0).view(n_runs, -1).sum(1, dtype=torch.int32)
+                          + pi.gt(1).view(n_runs, -1).sum(1, dtype=torch.int32))
                 pi.clamp_(0.0, 1.0)
                 xi.clamp_(min=0.0)
         return moved
