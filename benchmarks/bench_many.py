@@ -25,6 +25,7 @@ one epoch over K.
     python benchmarks/bench_many.py                       # CPU (or CUDA when present)
     python benchmarks/bench_many.py --device cuda --ks 1 8 32 128
     python benchmarks/bench_many.py --ks 1 8 --repeats 2 --json /tmp/many.json
+    python benchmarks/bench_many.py --device cpu --threads 1   # a 2-core machine shared with other jobs
 """
 from __future__ import annotations
 
@@ -131,8 +132,12 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", default=None, help="only used for its test set; training uses the 5,000 digits")
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is the robust "
+                                                   "choice on a machine shared with other jobs)")
     p.add_argument("--json", type=Path, help="default: benchmarks/results/many_<device>.json")
     args = p.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     data = en.load_dataset("mnist5k", args.data_root, download=False).to(device)
     rows = []
