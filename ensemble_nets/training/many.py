@@ -63,9 +63,12 @@ from ensemble_nets.training.runs import (
     write_json,
     write_metrics,
 )
-from ensemble_nets.training.stacked import StackedAdam, StackedModel, stack_models
+from ensemble_nets.training.stacked import StackedAdam, StackedModel, check_stackable, stack_models
 
-__all__ = ["train_epoch_many", "train_many"]
+__all__ = ["MONITORS", "train_epoch_many", "train_many"]
+
+#: Metrics columns early stopping can watch (higher is better).
+MONITORS = ("test_acc_mean", "test_acc_mean_field", "test_acc_sampled_mean", "train_acc", "lr")
 
 
 class _Run:
@@ -218,10 +221,15 @@ def train_many(models: list[nn.Module], data: Dataset, configs: list[TrainConfig
     _check_inputs(models, configs, run_dirs, data)
     if patience is not None and not (isinstance(patience, int) and patience >= 1):
         raise ValueError(f"patience must be a positive integer (or None: no early stopping), got {patience!r}")
+    if patience is not None and monitor not in MONITORS:
+        raise ValueError(f"monitor={monitor!r} is not a metrics column early stopping can watch; choose one of "
+                         f"{MONITORS} (higher is better)")
+    if extra_configs is not None and len(extra_configs) != len(models):
+        raise ValueError(f"got {len(models)} models but {len(extra_configs)} extra_configs")
     device = resolve_device(configs[0].device)
     for model in models:
         model.to(device)
-    stack_models(models)  # structure check before anything is written
+    check_stackable(models)  # before anything is written
     dtype = next(models[0].parameters()).dtype
     data = data.to(device, dtype)
     extra_configs = extra_configs or [{}] * len(models)
@@ -315,8 +323,6 @@ def train_many(models: list[nn.Module], data: Dataset, configs: list[TrainConfig
 
 
 def _early_stopping_update(r: _Run, stack: StackedModel, slot: int, row: dict, patience: int, monitor: str) -> None:
-    if monitor not in row:
-        raise ValueError(f"monitor={monitor!r} is not a metrics column; choose one of {sorted(row)}")
     if row[monitor] > r.best["value"]:
         r.best.update(value=row[monitor], epoch=row["epoch"])
         r.best_state = {name: t.clone() for name, t in r.model.state_dict().items()}

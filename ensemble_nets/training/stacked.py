@@ -39,7 +39,7 @@ from torch.autograd.function import once_differentiable
 
 from ensemble_nets.layers import ModeLinear, ScaledLinear, SpikeSlabLinear
 
-__all__ = ["StackedModel", "stack_models", "structure_difference"]
+__all__ = ["StackedAdam", "StackedModel", "check_stackable", "stack_models", "structure_difference"]
 
 _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Identity, nn.LeakyReLU, nn.GELU, nn.Sigmoid, nn.ELU, nn.SiLU, nn.Softplus)
 
@@ -125,10 +125,10 @@ def _op_spike_slab(prefix, layer, names_of):
 def _op_linear(prefix, layer, names_of):
     weight = _prefixed(prefix, "weight")
     bias = _prefixed(prefix, "bias") if layer.bias is not None else None
-    scale = 1.0 / math.sqrt(layer.in_features) if isinstance(layer, ScaledLinear) else None
+    root_n = math.sqrt(layer.in_features) if isinstance(layer, ScaledLinear) else None
 
     def fn(x, params, generators):
-        w = params[weight] if scale is None else params[weight] * scale  # (K, N_out, N_in)
+        w = params[weight] if root_n is None else params[weight] / root_n  # (K, N_out, N_in), as ScaledLinear
         return torch.bmm(x, w.mT) if bias is None else torch.baddbmm(params[bias].unsqueeze(1), x, w.mT)
 
     return _Op(prefix, fn, (weight,) + ((bias,) if bias else ()))
@@ -265,6 +265,12 @@ class StackedModel:
 
 def stack_models(models: Sequence[nn.Module]) -> StackedModel:
     """Check that ``models`` share one structure and stack them; errors name the first difference."""
+    check_stackable(models)
+    return StackedModel(list(models))
+
+
+def check_stackable(models: Sequence[nn.Module]) -> None:
+    """Raise a clear error unless ``models`` can be stacked (same structure, one device, supported layers)."""
     models = list(models)
     if not models:
         raise ValueError("train_many needs at least one model")
@@ -283,7 +289,11 @@ def stack_models(models: Sequence[nn.Module]) -> StackedModel:
         devices = {p.device for p in model.parameters()} | {next(models[0].parameters()).device}
         if len(devices) > 1:
             raise ValueError(f"models[{k}] lives on {sorted(map(str, devices))}; move every model to one device")
-    return StackedModel(models)
+    template = models[0]
+    for name, child in template.named_children():  # supported layers only (raises NotImplementedError)
+        if not isinstance(child, _ELEMENTWISE) and type(child) not in (SpikeSlabLinear, ScaledLinear, nn.Linear,
+                                                                       ModeLinear):
+            _make_op(name, child, None)
 
 
 class StackedAdam:

@@ -134,6 +134,8 @@ def test_bad_configs_are_refused(small):
         en.train_many(models, small, [en.TrainConfig(**FAST), en.TrainConfig(**FAST, objective="elbo")])
     with pytest.raises(ValueError, match="2 models but 1 configs"):
         en.train_many(models, small, [en.TrainConfig(**FAST)])
+    with pytest.raises(ValueError, match="monitor='test_loss_mean_field'"):
+        en.train_many(models, small, [en.TrainConfig(**FAST)] * 2, patience=2, monitor="test_loss_mean_field")
     with pytest.raises(ValueError, match="same model object"):
         en.train_many([models[0], models[0]], small, [en.TrainConfig(**FAST)] * 2)
     with pytest.raises(NotImplementedError, match="Dropout"):
