@@ -97,6 +97,17 @@ def test_train_resumes_a_train_many_folder(small, tmp_path):
     assert load_checkpoint(tmp_path / "a" / CHECKPOINT)["epoch"] == 3
 
 
+def test_train_many_resumes_a_train_folder(small, tmp_path):
+    config = en.TrainConfig(seed=6, **{**FAST, "epochs": 3})
+    alone = en.train(_model("mdl", 6), small, config, progress=False)
+    en.train(_model("mdl", 6), small, en.TrainConfig(seed=6, **{**FAST, "epochs": 1}), run_dir=tmp_path / "a",
+             progress=False)
+    resumed = en.train_many([_model("mdl", 6), _model("mdl", 7)], small, [config, en.TrainConfig(seed=7, **FAST)],
+                            run_dirs=[tmp_path / "a", tmp_path / "b"], resume=True, progress=False)
+    _assert_same_run(alone, resumed[0])
+    assert len(resumed[1].history) == 2  # a fresh run beside the resumed one
+
+
 def test_early_stopping_restores_best_epoch(small, tmp_path):
     # "lr" falls every epoch (halved each epoch), so it stops improving after epoch 1: patience 1 stops at 2
     configs = [en.TrainConfig(seed=s, **{**FAST, "epochs": 5}) for s in range(2)]
