@@ -26,6 +26,7 @@ one epoch over K.
     python benchmarks/bench_many.py --device cuda --ks 1 8 32 128
     python benchmarks/bench_many.py --ks 1 8 --repeats 2 --json /tmp/many.json
     python benchmarks/bench_many.py --device cpu --threads 1   # a 2-core machine shared with other jobs
+    python benchmarks/bench_many.py --device cpu --threads 1 --compile --json benchmarks/results/many_cpu_compiled.json
 """
 from __future__ import annotations
 
@@ -98,10 +99,10 @@ def sequential(make, k, data, device):
     return seconds, state + saved, peak
 
 
-def stacked(make, k, data, device):
+def stacked(make, k, data, device, compiled=False):
     """One epoch of K runs at once (train_many's epoch function)."""
     models = _models(make, k, device)
-    stack = stack_models(models)
+    stack = stack_models(models, compiled=compiled)
     decays = []
     for model in models:
         name_of = {id(p): n for n, p in model.named_parameters()}
@@ -134,6 +135,8 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is the robust "
                                                    "choice on a machine shared with other jobs)")
+    p.add_argument("--compile", action="store_true", help="stacked runs with compile=True (torch.compile'd "
+                                                            "elementwise kernels; compile time is not counted)")
     p.add_argument("--json", type=Path, help="default: benchmarks/results/many_<device>.json")
     args = p.parse_args(argv)
     if args.threads is not None:
@@ -143,17 +146,23 @@ def main(argv=None):
     rows = []
     for name in args.models:
         make = MODELS[name]
-        sequential(make, 1, data, device), stacked(make, 1, data, device)  # warm-up (kernels, allocator)
+        tick = time.perf_counter()
+        stacked(make, 1, data, device, args.compile)  # warm-up (kernels, allocator; compilation)
+        warmup_s = time.perf_counter() - tick
+        sequential(make, 1, data, device)
+        stacked(make, 2, data, device, args.compile)  # a second shape: dynamic-shape recompilation happens here
         for k in args.ks:
             seq, stk, ratios = [], [], []
             for repeat in range(args.repeats):
                 order = (sequential, stacked) if repeat % 2 == 0 else (stacked, sequential)
-                out = {fn.__name__: fn(make, k, data, device) for fn in order}
+                out = {fn.__name__: (fn(make, k, data, device, args.compile) if fn is stacked
+                                     else fn(make, k, data, device)) for fn in order}
                 seq.append(out["sequential"])
                 stk.append(out["stacked"])
                 ratios.append(out["sequential"][0] / out["stacked"][0])
             t_seq, t_stk = min(s[0] for s in seq), min(s[0] for s in stk)
-            row = {"model": name, "K": k, "seq_s": t_seq, "stacked_s": t_stk,
+            row = {"model": name, "K": k, "compiled": args.compile, "warmup_s": warmup_s, "seq_s": t_seq,
+                   "stacked_s": t_stk,
                    "seq_examples_per_s": k * data.n_train / t_seq, "stacked_examples_per_s": k * data.n_train / t_stk,
                    "ratio_min": t_seq / t_stk, "ratio_median_paired": statistics.median(ratios),
                    "bytes_per_run_seq": seq[0][1], "bytes_per_run_stacked": stk[0][1],
@@ -167,7 +176,7 @@ def main(argv=None):
             else platform.processor() or "cpu", "threads": torch.get_num_threads(), "torch": torch.__version__,
             "batch": BATCH, "n_train": data.n_train, "repeats": args.repeats,
             "note": "one training epoch per measurement, no evaluation; fastest of the repeats"}
-    out = args.json or Path(__file__).parent / "results" / f"many_{device.type}.json"
+    out = args.json or Path(__file__).parent / "results" / f"many_{device.type}{'_compiled' if args.compile else ''}.json"
     write_json(out, {"meta": meta, "rows": rows})
     print(f"wrote {out}")
 

@@ -181,3 +181,14 @@ def test_stacked_forward_is_each_layer_forward():
         torch.manual_seed(10 + k)
         assert torch.allclose(out[k], model(x[k]), atol=1e-12)
     assert math.isfinite(out.sum().item())
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own imports (torch.jit)
+def test_compiled_kernels_give_the_same_runs(small):
+    pytest.importorskip("torch._inductor")
+    configs = [en.TrainConfig(seed=s, **{**FAST, "epochs": 1}) for s in range(2)]
+    eager = en.train_many([_model("ensemble", s) for s in range(2)], small, configs, progress=False)
+    compiled = en.train_many([_model("ensemble", s) for s in range(2)], small, configs, progress=False, compile=True)
+    for a, b in zip(eager, compiled):
+        _assert_same_run(a, b)
