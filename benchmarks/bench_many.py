@@ -44,7 +44,8 @@ from ensemble_nets.training.loop import train_epoch
 from ensemble_nets.training.many import train_epoch_many
 from ensemble_nets.training.optim import make_optimizer, parameter_groups, resolve_device
 from ensemble_nets.training.runs import write_json
-from ensemble_nets.training.stacked import StackedAdam, stack_models
+from ensemble_nets.training.stacked import stack_models
+from ensemble_nets.training.stacked_adam import StackedAdam
 
 MODELS = {
     "ensemble 784-50-50-10": lambda: en.EnsembleMLP((784, 50, 50, 10)),
@@ -176,7 +177,8 @@ def main(argv=None):
             else platform.processor() or "cpu", "threads": torch.get_num_threads(), "torch": torch.__version__,
             "batch": BATCH, "n_train": data.n_train, "repeats": args.repeats,
             "note": "one training epoch per measurement, no evaluation; fastest of the repeats"}
-    out = args.json or Path(__file__).parent / "results" / f"many_{device.type}{'_compiled' if args.compile else ''}.json"
+    suffix = "_compiled" if args.compile else ""
+    out = args.json or Path(__file__).parent / "results" / f"many_{device.type}{suffix}.json"
     write_json(out, {"meta": meta, "rows": rows})
     print(f"wrote {out}")
 

@@ -63,7 +63,8 @@ from ensemble_nets.training.runs import (
     write_json,
     write_metrics,
 )
-from ensemble_nets.training.stacked import StackedAdam, StackedModel, check_stackable, stack_models
+from ensemble_nets.training.stacked import StackedModel, check_stackable, stack_models
+from ensemble_nets.training.stacked_adam import StackedAdam
 
 __all__ = ["MONITORS", "train_epoch_many", "train_many"]
 
