@@ -336,4 +336,3 @@ def check_stackable(models: Sequence[nn.Module]) -> None:
         if not isinstance(child, _ELEMENTWISE) and type(child) not in (SpikeSlabLinear, ScaledLinear, nn.Linear,
                                                                        ModeLinear):
             _make_op(name, child, None)
-
