@@ -11,7 +11,7 @@ from ensemble_nets.training.runs import CHECKPOINT, load_checkpoint, read_json
 from ensemble_nets.training.stacked import _StackedMeanField, stack_models, stacked_mean_field
 
 FAST = dict(batch_size=100, lr=0.05, lr_halve_every=1, n_eval_networks=2, device="cpu", epochs=2)
-KINDS = ("ensemble", "mdl", "mlp")
+KINDS = ("ensemble", "mdl", "mdl-unshared", "mlp")
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,8 @@ def _model(kind, seed, sizes=(784, 24, 12, 10)):
         model = en.EnsembleMLP(sizes, m_std=1.0)
     elif kind == "mdl":
         model = en.ModeMLP(sizes, 4)
+    elif kind == "mdl-unshared":
+        model = en.ModeMLP(sizes, 4, shared=False)
     else:
         model = en.MLP(sizes, w_std=1.0)
     return model.double()  # float64: the only differences left are the rounding of batched products
