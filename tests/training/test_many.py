@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """train_many: K runs at once equal K runs of train(), one by one."""
 import math
+import shutil
 
 import pytest
 import torch
@@ -189,6 +190,8 @@ def test_stacked_forward_is_each_layer_forward():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own imports (torch.jit)
 def test_compiled_kernels_give_the_same_runs(small):
     pytest.importorskip("torch._inductor")
+    if not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
+        pytest.skip("torch.compile on CPU needs a C++ compiler")
     configs = [en.TrainConfig(seed=s, **{**FAST, "epochs": 1}) for s in range(2)]
     eager = en.train_many([_model("ensemble", s) for s in range(2)], small, configs, progress=False)
     compiled = en.train_many([_model("ensemble", s) for s in range(2)], small, configs, progress=False, compile=True)
