@@ -24,7 +24,9 @@ With full MNIST under --data-root (the four IDX files) it trains on the 60,000
 digits (``--dataset auto``); otherwise on the 5,000 embedded digits, tested
 on the official test set when present. Validation digits always come out of
 the training digits. Writes in --out: cells/<cell>/s<seed>/ (run folders),
-runs.csv (one row per run), pmin.csv, fits.csv, curves.csv, verdict.csv.
+runs.csv (one row per run), pmin.csv, fits.csv, curves.csv, verdict.csv (each
+with a ``reference`` column: thresholds below the plain network, issue 11's
+definition, and below the best MDL network of the width).
 """
 from __future__ import annotations
 
@@ -58,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.01, 0.02],
                    help="accuracy drops below the plain network (0.01 = one point)")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates over seeds")
+    p.add_argument("--reference", nargs="+", choices=("plain", "best_mdl"), default=["plain", "best_mdl"],
+                   help="thresholds below the plain network (issue 11), and/or below the best MDL network of "
+                        "the width (where no P reaches the plain network)")
     p.add_argument("--out", type=Path, help="default: runs/width-law-<budget>")
     p.add_argument("--backend", choices=("ray", "serial"), default="ray")
     p.add_argument("--workers", type=int, default=2, help="local Ray worker processes")
@@ -92,14 +97,16 @@ def main(argv=None) -> int:
         except GridError as err:
             print(f"{err}\nrerun the same command to retry the failed cells", file=sys.stderr)
             return 1
-    tables = width_law(runs, thresholds=args.thresholds, n_boot=args.n_boot)
+    per_reference = [width_law(runs, thresholds=args.thresholds, n_boot=args.n_boot, reference=reference)
+                     for reference in args.reference]
+    tables = {name: pd.concat([t[name] for t in per_reference], ignore_index=True) for name in per_reference[0]}
     for name, table in tables.items():
         write_atomic(out / f"{name}.csv", table.to_csv(index=False).encode())
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(tables["pmin"].to_string(index=False))
         print(tables["fits"].to_string(index=False))
     for _, row in tables["verdict"].iterrows():
-        print(f"threshold {row['threshold']:g}: {row['verdict']}")
+        print(f"{row['reference']} - {row['threshold']:g}: {row['verdict']}")
     print(f"tables in {out}")
     return 0
 

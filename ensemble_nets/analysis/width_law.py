@@ -6,7 +6,8 @@ P_min grows like log N with the width N, then saturates. From a table of
 runs (one row per width, P (``n_modes``, -1 for the plain network) and seed,
 with its test accuracy ``acc``)::
 
-    target(N)  = mean over seeds of acc_plain(N) - threshold
+    target(N)  = mean over seeds of acc_plain(N) - threshold        (reference="plain", issue 11)
+               = max over P of mean acc_MDL(N, P) - threshold      (reference="best_mdl")
     P_min(N)   = least P of the grid with mean over seeds of acc_MDL(N, P) >= target(N)
 
 for each threshold (by default 0.01 and 0.02: plain minus 1 and minus 2
@@ -36,8 +37,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["FORMS", "boot_interval", "fit_forms", "pmin_bootstrap", "pmin_from_means", "width_law"]
+__all__ = ["FORMS", "REFERENCES", "boot_interval", "fit_forms", "pmin_bootstrap", "pmin_from_means", "width_law"]
 
+#: What the threshold is measured from: the plain network's accuracy, or the best over the P grid.
+REFERENCES = ("plain", "best_mdl")
 #: Growth forms fitted to P_min(N), with their parameter counts.
 FORMS = {"log": 2, "linear": 2, "saturating": 3}
 _REQUIRED = ("width", "n_modes", "seed", "acc")
@@ -66,7 +69,8 @@ def _cells(runs: pd.DataFrame) -> tuple[list[tuple[int, int]], list[np.ndarray]]
     return keys, accs
 
 
-def _pmin_core(keys: list[tuple[int, int]], acc: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _pmin_core(keys: list[tuple[int, int]], acc: np.ndarray, threshold: float,
+               reference: str = "plain") -> tuple[np.ndarray, np.ndarray]:
     """P_min per width for every row of ``acc`` ``(n_rep, n_cells)``; returns (widths, (n_rep, n_widths))."""
     widths = np.array(sorted({w for w, _ in keys}))
     out = np.empty((acc.shape[0], len(widths)))
@@ -77,25 +81,35 @@ def _pmin_core(keys: list[tuple[int, int]], acc: np.ndarray, threshold: float) -
             out[:, i] = math.inf
             continue
         p_values = np.array([p for p, _ in modes], float)
-        ok = acc[:, [j for _, j in modes]] >= (acc[:, plain] - threshold)[:, None]  # (n_rep, n_P)
+        mdl = acc[:, [j for _, j in modes]]  # (n_rep, n_P)
+        best = acc[:, plain] if reference == "plain" else mdl.max(1)
+        ok = mdl >= (best - threshold)[:, None]
         out[:, i] = np.where(ok.any(1), p_values[ok.argmax(1)], math.inf)
     return widths, out
 
 
-def pmin_from_means(runs: pd.DataFrame, threshold: float) -> pd.Series:
+def _check_reference(reference: str) -> None:
+    if reference not in REFERENCES:
+        raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+
+
+def pmin_from_means(runs: pd.DataFrame, threshold: float, *, reference: str = "plain") -> pd.Series:
     """P_min per width from the seed-mean accuracies (inf where no P of the grid reaches the target)."""
+    _check_reference(reference)
     keys, accs = _cells(_check_runs(runs))
-    widths, out = _pmin_core(keys, np.array([[a.mean() for a in accs]]), threshold)
+    widths, out = _pmin_core(keys, np.array([[a.mean() for a in accs]]), threshold, reference)
     return pd.Series(out[0], index=pd.Index(widths, name="width"), name="p_min")
 
 
-def pmin_bootstrap(runs: pd.DataFrame, threshold: float, *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+def pmin_bootstrap(runs: pd.DataFrame, threshold: float, *, n_boot: int = 2000, seed: int = 0,
+                   reference: str = "plain") -> np.ndarray:
     """P_min per width for ``n_boot`` resamplings of the seeds; array ``(n_boot, n_widths)``, widths ascending."""
+    _check_reference(reference)
     keys, accs = _cells(_check_runs(runs))
     rng = np.random.default_rng(seed)
     # (n_boot, n_cells): each cell's seeds drawn with replacement, independently of the other cells
     draws = np.stack([a[rng.integers(0, len(a), size=(n_boot, len(a)))].mean(1) for a in accs], 1)
-    return _pmin_core(keys, draws, threshold)[1]
+    return _pmin_core(keys, draws, threshold, reference)[1]
 
 
 def boot_interval(boot: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +205,7 @@ def _verdict(fits: pd.DataFrame, wins: dict, slope_lo: float, slope_hi: float, u
 
 
 def width_law(runs: pd.DataFrame, *, thresholds: Sequence[float] = (0.01, 0.02), n_boot: int = 2000,
-              seed: int = 0) -> dict[str, pd.DataFrame]:
+              seed: int = 0, reference: str = "plain") -> dict[str, pd.DataFrame]:
     """P_min with bootstrap intervals, the three fits and a verdict, per threshold.
 
     Parameters
@@ -202,27 +216,34 @@ def width_law(runs: pd.DataFrame, *, thresholds: Sequence[float] = (0.01, 0.02),
         Accuracy drops allowed below the plain network (0.01 = one point).
     n_boot : int
         Bootstrap replicates over seeds.
+    reference : {"plain", "best_mdl"}
+        The accuracy the threshold is taken from: the plain network of the width (issue 11), or the
+        best MDL accuracy over the P grid at that width (the modes needed to come within ``threshold``
+        of what modes can do at all; useful where no P reaches the plain network).
 
     Returns
     -------
     dict of DataFrame
-        ``"pmin"`` (threshold, width, plain_acc, p_min, p_min_lo, p_min_hi, reached),
+        ``"pmin"`` (threshold, reference, width, plain_acc, best_mdl_acc, p_min, p_min_lo, p_min_hi, reached),
         ``"fits"`` (threshold, form, a, b, n_star, sse, aic, bic, delta_bic, boot_win_fraction),
         ``"curves"`` (threshold, form, width, p_min_fit: the fitted forms on a fine width grid, for a figure),
         ``"verdict"`` (threshold, best_form, log_slope, log_slope_lo, log_slope_hi, verdict).
     """
     runs = _check_runs(runs)
+    _check_reference(reference)
     if n_boot < 10:
         raise ValueError(f"n_boot={n_boot} is too few bootstrap replicates for a 95% interval; use >= 1000")
     plain = runs[runs["n_modes"] < 0].groupby("width")["acc"].mean()
+    best_mdl = runs[runs["n_modes"] > 0].groupby(["width", "n_modes"])["acc"].mean().groupby("width").max()
     widths = np.array(sorted(set(runs["width"])), float)
     pmin_rows, fit_tables, curve_rows, verdict_rows = [], [], [], []
     for threshold in thresholds:
-        point = pmin_from_means(runs, threshold).loc[widths]
-        boot = pmin_bootstrap(runs, threshold, n_boot=n_boot, seed=seed)
+        point = pmin_from_means(runs, threshold, reference=reference).loc[widths]
+        boot = pmin_bootstrap(runs, threshold, n_boot=n_boot, seed=seed, reference=reference)
         lo, hi = boot_interval(boot)
         for i, width in enumerate(widths):
-            pmin_rows.append({"threshold": threshold, "width": int(width), "plain_acc": float(plain.loc[width]),
+            pmin_rows.append({"threshold": threshold, "reference": reference, "width": int(width),
+                              "plain_acc": float(plain.loc[width]), "best_mdl_acc": float(best_mdl.get(width, math.nan)),
                               "p_min": point.iloc[i], "p_min_lo": lo[i], "p_min_hi": hi[i],
                               "reached": bool(np.isfinite(point.iloc[i]))})
         unreached = [int(w) for w, p in zip(widths, point) if not np.isfinite(p)]
@@ -246,6 +267,10 @@ def width_law(runs: pd.DataFrame, *, thresholds: Sequence[float] = (0.01, 0.02),
             "threshold": threshold, "best_form": fits.loc[fits["bic"].idxmin(), "form"],
             "log_slope": float(fits.loc[fits["form"] == "log", "b"].iloc[0]), "log_slope_lo": float(slope_lo),
             "log_slope_hi": float(slope_hi), "verdict": _verdict(fits, wins, slope_lo, slope_hi, unreached)})
-    return {"pmin": pd.DataFrame(pmin_rows),
-            "fits": pd.concat(fit_tables, ignore_index=True) if fit_tables else pd.DataFrame(),
-            "curves": pd.DataFrame(curve_rows), "verdict": pd.DataFrame(verdict_rows)}
+    tables = {"pmin": pd.DataFrame(pmin_rows),
+              "fits": pd.concat(fit_tables, ignore_index=True) if fit_tables else pd.DataFrame(),
+              "curves": pd.DataFrame(curve_rows), "verdict": pd.DataFrame(verdict_rows)}
+    for name in ("fits", "curves", "verdict"):
+        if len(tables[name]):
+            tables[name].insert(1, "reference", reference)
+    return tables

@@ -82,6 +82,19 @@ def test_verdict_follows_the_data():
     assert not linear_tables["verdict"]["verdict"].str.startswith("consistent").any()
 
 
+def test_reference_best_mdl_measures_from_the_mode_plateau():
+    # MDL plateaus 5 points under the plain network: never within 2 points of it, but P_min from its plateau
+    runs = _runs(lambda n: 4 * math.log(n), plain=0.95, noise=0.0)
+    runs.loc[runs["n_modes"] < 0, "acc"] += 0.05
+    assert np.isinf(pmin_from_means(runs, 0.02)).all()
+    from_plateau = pmin_from_means(runs, 0.02, reference="best_mdl")
+    assert np.isfinite(from_plateau).all() and from_plateau.is_monotonic_increasing
+    tables = width_law(runs, n_boot=50, reference="best_mdl")
+    assert (tables["pmin"]["reference"] == "best_mdl").all() and tables["pmin"]["reached"].all()
+    with pytest.raises(ValueError, match="reference must be one of"):
+        width_law(runs, reference="mdl")
+
+
 def test_bad_tables_are_refused():
     runs = _runs(lambda n: 4 * math.log(n))
     with pytest.raises(ValueError, match="no plain-network runs"):
