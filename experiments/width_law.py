@@ -55,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n-test", type=int, help="evaluate on the first N test digits only")
     p.add_argument("--dataset", choices=DATASETS)
     p.add_argument("--data-root", default="data")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="auto (default: CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, help="torch threads per cell")
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.01, 0.02],
                    help="accuracy drops below the plain network (0.01 = one point)")

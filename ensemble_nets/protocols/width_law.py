@@ -72,7 +72,7 @@ class WidthLawConfig:
     dataset: str = "auto"  # auto: full MNIST when its files are under data_root, else the 5,000 digits
     data_root: str | None = None  # folder with the MNIST IDX files (the official test set at least)
     n_test: int | None = None  # evaluate on the first n_test test digits only (None: all)
-    device: str = "cpu"
+    device: str = "auto"  # "auto": CUDA when present
     threads: int = 1  # torch threads per cell (one Ray worker per core)
 
     def __post_init__(self) -> None:
