@@ -28,6 +28,10 @@ def test_sweep_table_and_resume_without_redoing(tmp_path):
     assert (table["best_epoch"] <= table["epochs"]).all() and (table["epochs"] <= 2).all()
     assert table.loc[table["n_modes"] == -1, "n_parameters"].max() == 784 * 10 + 10 * 10 + 10 * 10
     assert pd.read_csv(tmp_path / "sweep" / "runs.csv").shape == table.shape
+    assert set(table.loc[table["n_modes"] == -1, "lr"]) <= {0.03, 0.1} and (table.loc[table["n_modes"] > 0, "lr"]
+                                                                             == 0.01).all()
+    plain_runs = sorted(p.name for p in (tmp_path / "sweep" / "cells" / "w6-plain").iterdir() if p.is_dir())
+    assert plain_runs == ["s0-lr0.03", "s0-lr0.1", "s1-lr0.03", "s1-lr0.1"]  # both rates, chosen on validation
     summaries = sorted((tmp_path / "sweep" / "cells").glob("*/summary.json"))
     assert len(summaries) == 6
     before = {p: p.stat().st_mtime_ns for p in summaries}
