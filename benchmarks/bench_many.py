@@ -3,7 +3,8 @@
 
 Two models, as in issue 11: a 784-50-50-10 spike-and-slab ensemble and a
 784-25-25-10 mode decomposition network (P = 8 shared modes), batch 100, on
-the 5,000 embedded digits; Adam with decoupled decay and the projection after
+the embedded digits (4,000 of them for training unless --data-root holds the
+official test set, then all 5,000); Adam with decoupled decay and the projection after
 every step, as the trainers do. For each K in ``--ks`` one "sequential"
 measurement runs one training epoch of each of K runs with
 :func:`ensemble_nets.training.loop.train_epoch` (K optimizers, K models), and
