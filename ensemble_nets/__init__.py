@@ -12,7 +12,7 @@ from ensemble_nets.data import Dataset, load_dataset
 from ensemble_nets.distributions import SpikeSlab
 from ensemble_nets.layers import ScaledLinear, SpikeSlabConv1d, SpikeSlabConv2d, SpikeSlabLinear, spike_slab_layers
 from ensemble_nets.models import MLP, EnsembleMLP, ModeMLP, build_model, mean_network, sample_network, to_ensemble
-from ensemble_nets.training import ExperimentConfig, TrainConfig, evaluate, load_run, project_, train
+from ensemble_nets.training import ExperimentConfig, TrainConfig, evaluate, load_run, project_, train, train_many
 
 __version__ = "0.1.0"
 
@@ -41,4 +41,5 @@ __all__ = [
     "spike_slab_layers",
     "to_ensemble",
     "train",
+    "train_many",
 ]

@@ -3,6 +3,7 @@
 from ensemble_nets.training.evaluate import accuracy, evaluate
 from ensemble_nets.training.grid import GridError, run_grid
 from ensemble_nets.training.loop import TrainConfig, TrainResult, train
+from ensemble_nets.training.many import train_many
 from ensemble_nets.training.optim import lr_at, make_optimizer, parameter_groups, project_, resolve_device
 from ensemble_nets.training.presets import PRESETS, ExperimentConfig
 from ensemble_nets.training.runs import load_checkpoint, load_run, save_checkpoint
@@ -25,4 +26,5 @@ __all__ = [
     "run_grid",
     "save_checkpoint",
     "train",
+    "train_many",
 ]
