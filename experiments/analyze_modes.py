@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Mode analysis of trained runs: spectra and fits, removal curves, categories versus modes, latent space.
 
-Example (after training the runs with experiments/run_mnist.py, see the README)::
+Example (after training the runs with experiments/run_mnist.py, see docs/modes.md)::
 
     python experiments/analyze_modes.py --data-root ../shared/data/mnist \\
         --mdl runs/mdl-p70-s0 --plain runs/default-mlp-s0 --ensemble runs/default-ensemble-s0

@@ -6,7 +6,7 @@ Examples::
     # the default CPU grid (784-N-N-10, N = 25 ... 800, P = 1 ... 32, one seed, 3 epochs)
     python experiments/mode_width_sweep.py --data-root ../shared/data/mnist
 
-    # the reduced grid of the README (a shared, busy 2-core machine)
+    # the reduced grid of docs/modes.md (a shared, busy 2-core machine)
     python experiments/mode_width_sweep.py --data-root ../shared/data/mnist --modes 2 8 32 --epochs 2 --n-test 2000
 
     # more epochs, seeds and P (a GPU, or a long CPU night)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Analysis of trained networks: returns tensors and tables, never plots."""
+from ensemble_nets.analysis import theory
 from ensemble_nets.analysis.aggregate import (
     GAP_PAIRS,
     RunsSummary,
@@ -88,5 +89,6 @@ __all__ = [
     "spring_block_frames",
     "summarize_perturbations",
     "summarize_runs",
+    "theory",
     "to_inference_data",
 ]

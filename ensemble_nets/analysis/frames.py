@@ -50,12 +50,15 @@ def parameter_frame(model: nn.Module, *, tol: float = 0.0) -> pd.DataFrame:
 
 def spring_block_frames(frictions: Sequence[float] = (0.15, 0.3, 0.45, 0.6),
                         noises: Sequence[float] = (0.0, 0.2, 0.4, 1.0, 2.0, 4.0, 8.0), *, n_blocks: int = 8,
-                        n_steps: int | None = None, curve_friction: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame]:
+                        n_steps: int | None = None, curve_friction: float = 0.3,
+                        asymmetry: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(curves, diagram)`` of the spring-block chain (:func:`~ensemble_nets.analysis.theory.simulate_spring_block`).
 
     ``curves``: ``noise``, ``block`` (0..n_blocks), ``load`` (the load curve of blocks 1..L scaled so the
     total drop is -1, 0 prepended) at ``curve_friction``; ``diagram``: ``friction``, ``noise``,
     ``curvature`` (:func:`~ensemble_nets.analysis.load_curve_shape`) of every pair.
+    ``asymmetry``: the forward/backward mobility asymmetry, this project's choice (0.05): with the
+    symmetric friction of the model's default the chain has no convex phase (docs/phase.md).
     """
     from ensemble_nets.analysis.theory.spring_block import simulate_spring_block  # theory/ needs scipy
 
@@ -63,7 +66,8 @@ def spring_block_frames(frictions: Sequence[float] = (0.15, 0.3, 0.45, 0.6),
     curves, diagram = [], []
     for friction in frictions:
         for noise in noises:
-            result = simulate_spring_block(n_blocks, friction=friction, noise=noise, n_steps=n_steps)
+            result = simulate_spring_block(n_blocks, friction=friction, noise=noise, asymmetry=asymmetry,
+                                           n_steps=n_steps)
             curve = result.load_curve[1:]  # blocks 1..L, as the network's hidden blocks
             shape = load_curve_shape(np.exp(curve))
             diagram.append({"friction": friction, "noise": noise, "curvature": shape["curvature"]})

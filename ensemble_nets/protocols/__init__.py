@@ -13,6 +13,9 @@ cell), and, for the paper figures, ``REQUIRED_RUNS``, ``BUDGETS = {"quick": ...,
     spectral     spectral parametrization: coordinate check, lr transfer, width sweep
     phase        the noise-nonlinearity phase diagram's cells and grids
     gated        gated deep linear networks on the routing task against the neural-race reduction
+    racing       a shared pathway racing private ones (gated networks), simulation against theory
+    zero_shot    zero-shot generalization over permuted MNIST domains, against init gain
+    width_law    the mode width law at convergence: P_min(N) with seeds, early stopping, fits
 
 ``experiments/*.py`` are argparse around these configs; ``experiments/make_figures.py`` wires
 run folders -> ``figure_tables`` -> ``ensemble_nets.plotting.<family>.draw_figures``.

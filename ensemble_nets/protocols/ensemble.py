@@ -66,7 +66,7 @@ class EnsembleConfig:
     seed: int = 0
 
 
-#: The figure budgets: ``quick`` trains 10 epochs and samples fewer networks; ``paper`` is the README's run.
+#: The figure budgets: ``quick`` trains 10 epochs and samples fewer networks; ``paper`` is the run of docs/ensemble.md.
 BUDGETS = {"quick": EnsembleConfig(epochs=10, n_networks=20, perturb_networks=4,
                                    fractions=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0)),
            "paper": EnsembleConfig()}

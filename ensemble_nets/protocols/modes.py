@@ -65,7 +65,7 @@ class ModesConfig:
     sweep: WidthSweepConfig = field(default_factory=WidthSweepConfig)
 
 
-#: The figure budgets: ``quick`` trains a few epochs and analyses 2,000 test digits; ``paper`` is the README's.
+#: The figure budgets: ``quick`` trains a few epochs and analyses 2,000 test digits; ``paper`` is the run of docs/modes.md.
 BUDGETS = {"quick": ModesConfig(mdl_epochs=5, default_epochs=10, n_test=2000, n_random=3, n_boot=50,
                                 sweep=SWEEP_BUDGETS["quick"]),
            "paper": ModesConfig(sweep=SWEEP_BUDGETS["paper"])}

@@ -56,7 +56,7 @@ class WidthSweepConfig:
             raise ValueError(f"seeds must be integers >= 0, got {self.seeds}")
 
 
-#: The figure budgets: ``quick`` is the README's reduced grid, ``paper`` the CPU reference grid.
+#: The figure budgets: ``quick`` is the reduced grid of docs/modes.md, ``paper`` the CPU reference grid.
 BUDGETS = {"quick": WidthSweepConfig(widths=(25, 50, 100, 200), modes=(2, 8, 32), epochs=2, n_test=2000),
            "paper": WidthSweepConfig()}
 

@@ -39,7 +39,7 @@ Adam's step is sign-like and low rank: a rank-one sign matrix has ||.||_2 =
 sqrt(n_in n_out), hence Adam mult = normalized mult / sqrt(n_in n_out). The
 normalized column is the target spectral norm of the raw step, used by
 :class:`SpectralSGD` (W <- W - lr mult G / ||G||_2). The spike-and-slab rows
-are derived in README.md ("Spectral parametrization"): xi has the units of m^2
+are derived in docs/spectral.md ("Derivation"): xi has the units of m^2
 (init c^2, step 2 m dm ~ c dm), pi multiplies m (step dm / m ~ dm / c); the pi
 Adam rate 1/sqrt(min(n_in, n_out)) never exceeds ``base_lr``, so pi's per-step
 change stays O(1) or smaller at every width and the projection keeps it in [0, 1].
