@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from ensemble_nets.analysis import load_inference_data
+from ensemble_nets.analysis import PERTURBATIONS, load_inference_data
 from ensemble_nets.data import read_idx
 from ensemble_nets.training.runs import CHECKPOINT, load_checkpoint, save_checkpoint
 from tests.common import load_script
@@ -24,7 +24,7 @@ def test_writes_tables_and_inference_data(analyzed_tiny_run, mnist_root):
     assert summary["accuracy_hdi_low"] <= summary["accuracy_mean"] <= summary["accuracy_hdi_high"]
     assert set(summary["categories"]) == {"layer1", "layer2"}
     curves = pd.read_csv(folder / "perturbation_summary.csv")
-    assert len(curves) == 2 * 4 * 3 and set(curves["fraction"]) == {0.0, 0.5, 1.0}
+    assert len(curves) == 2 * len(PERTURBATIONS) * 3 and set(curves["fraction"]) == {0.0, 0.5, 1.0}
     assert len(pd.read_csv(folder / "ensemble_per_example.csv")) == n_test
     idata = load_inference_data(folder / "inference_data.nc")
     assert idata.posterior["w_layer1"].shape == (1, 4, 50)
