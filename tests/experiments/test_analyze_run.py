@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from ensemble_nets.analysis import load_inference_data
+from ensemble_nets.analysis import PERTURBATIONS, load_inference_data
+from ensemble_nets.data import read_idx
 from ensemble_nets.training.runs import CHECKPOINT, load_checkpoint, save_checkpoint
 from tests.common import load_script
 
@@ -13,17 +14,18 @@ FILES = ("categories.csv", "entropy.csv", "perturbation.csv", "perturbation_summ
          "ensemble_per_example.csv", "calibration.csv", "summary.json", "inference_data.nc")
 
 
-def test_writes_tables_and_inference_data(analyzed_tiny_run):
+def test_writes_tables_and_inference_data(analyzed_tiny_run, mnist_root):
+    n_test = len(read_idx(mnist_root / "t10k-labels-idx1-ubyte.gz"))  # the run is analysed on all of them
     folder = analyzed_tiny_run / "analysis"
     for name in FILES:
         assert (folder / name).is_file(), name
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["n_networks"] == 4 and summary["n_examples"] == 10_000
+    assert summary["n_networks"] == 4 and summary["n_examples"] == n_test
     assert summary["accuracy_hdi_low"] <= summary["accuracy_mean"] <= summary["accuracy_hdi_high"]
     assert set(summary["categories"]) == {"layer1", "layer2"}
     curves = pd.read_csv(folder / "perturbation_summary.csv")
-    assert len(curves) == 2 * 4 * 3 and set(curves["fraction"]) == {0.0, 0.5, 1.0}
-    assert len(pd.read_csv(folder / "ensemble_per_example.csv")) == 10_000
+    assert len(curves) == 2 * len(PERTURBATIONS) * 3 and set(curves["fraction"]) == {0.0, 0.5, 1.0}
+    assert len(pd.read_csv(folder / "ensemble_per_example.csv")) == n_test
     idata = load_inference_data(folder / "inference_data.nc")
     assert idata.posterior["w_layer1"].shape == (1, 4, 50)
     assert not list(folder.glob(".*.tmp"))

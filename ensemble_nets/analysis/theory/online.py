@@ -75,6 +75,11 @@ _SQRT2 = math.sqrt(2.0)
 _GPRIME = math.sqrt(2.0 / math.pi)
 
 
+def erf(x):
+    """``scipy.special.erf``; scipy (the ``theory`` extra) is imported on first use."""
+    return require("scipy.special", "theory").erf(x)
+
+
 def preconditioner(mixing: np.ndarray) -> np.ndarray:
     """C = A A^T = xi diag(Sigma)^2 xi^T, shape (K, K), from A = xi diag(Sigma) of shape (K, P)."""
     mixing = np.asarray(mixing, dtype=np.float64)
@@ -200,7 +205,6 @@ def sgd_step(xi_hat: np.ndarray, mixing: np.ndarray, x: np.ndarray, y: np.ndarra
     :param x: (np.ndarray, shape (n_runs, d)) One fresh input per student.
     :param y: (np.ndarray, shape (n_runs,)) The teacher's labels.
     """
-    erf = require("scipy.special", "theory").erf
     k = mixing.shape[0]
     root_d = math.sqrt(x.shape[-1])
     h = np.matmul(xi_hat, x[:, :, None])[:, :, 0] / root_d     # (n_runs, P): xi_hat x / sqrt(d)
