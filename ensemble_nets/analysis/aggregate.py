@@ -35,6 +35,7 @@ import pandas as pd
 from torch import nn
 
 from ensemble_nets.analysis.categories import Categories
+from ensemble_nets._optional import require
 from ensemble_nets.layers.spike_slab import spike_slab_layers
 
 __all__ = ["GAP_PAIRS", "RunsSummary", "check_same_architecture", "perturbation_gaps", "summarize_runs"]
@@ -106,8 +107,7 @@ def perturbation_gaps(curves, *, pairs: Sequence[tuple[str, str]] = GAP_PAIRS,
 
 def _interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
     """Mean and Student t interval of ``values``; NaN bounds for fewer than two values."""
-    from scipy import stats
-
+    stats = require("scipy.stats", "theory")
     mean = float(np.mean(values))
     if len(values) < 2:
         return mean, math.nan, math.nan
