@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from ensemble_nets.analysis.categories import Categories
 from ensemble_nets._optional import require
+from ensemble_nets.analysis.categories import Categories
 from ensemble_nets.layers.spike_slab import spike_slab_layers
 
 __all__ = ["GAP_PAIRS", "RunsSummary", "check_same_architecture", "perturbation_gaps", "summarize_runs"]
