@@ -46,25 +46,14 @@ EXTRAS = {
 def require(module: str, extra: str | None = None, *, hint: str = "") -> ModuleType:
     """Import ``module`` (e.g. ``"scipy.special"``), or raise an ImportError naming the extra to install.
 
-    Parameters
-    ----------
-    module : str
-        Dotted module name; its top-level package decides the extra when ``extra`` is None.
-    extra : str, optional
-        The ``setup.cfg`` extra that installs it (``plot``, ``bayes``, ``grid``, ``theory``).
-    hint : str, optional
-        A way around the missing package, appended to the message (e.g. "or pass backend='serial'").
-
-    Returns
-    -------
-    ModuleType
-        The imported module.
-
-    Raises
-    ------
-    ImportError
-        ``"this feature needs <package>, which is not installed: pip install 'ensemble_nets[<extra>]'"``,
-        chained to the original error.
+    :param module: (str) Dotted module name; its top-level package decides the extra when ``extra`` is None.
+    :param extra: (str, optional) The ``setup.cfg`` extra that installs it (``plot``, ``bayes``, ``grid``,
+        ``theory``).
+    :param hint: (str, optional) A way around the missing package, appended to the message (e.g. "or pass
+        backend='serial'").
+    :returns: (ModuleType) The imported module.
+    :raises ImportError: ``"this feature needs <package>, which is not installed: pip install
+        'ensemble_nets[<extra>]'"``, chained to the original error.
     """
     package = module.partition(".")[0]
     if extra is None:

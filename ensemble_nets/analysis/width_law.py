@@ -208,22 +208,15 @@ def width_law(runs: pd.DataFrame, *, thresholds: Sequence[float] = (0.01, 0.02),
               seed: int = 0, reference: str = "plain") -> dict[str, pd.DataFrame]:
     """P_min with bootstrap intervals, the three fits and a verdict, per threshold.
 
-    Parameters
-    ----------
-    runs : DataFrame
-        One row per run: ``width``, ``n_modes`` (-1: plain network), ``seed``, ``acc`` (test accuracy in [0, 1]).
-    thresholds : sequence of float
-        Accuracy drops allowed below the plain network (0.01 = one point).
-    n_boot : int
-        Bootstrap replicates over seeds.
-    reference : {"plain", "best_mdl"}
-        The accuracy the threshold is taken from: the plain network of the width (issue 11), or the
-        best MDL accuracy over the P grid at that width (the modes needed to come within ``threshold``
-        of what modes can do at all; useful where no P reaches the plain network).
-
-    Returns
-    -------
-    dict of DataFrame
+    :param runs: (DataFrame) One row per run: ``width``, ``n_modes`` (-1: plain network), ``seed``, ``acc``
+        (test accuracy in [0, 1]).
+    :param thresholds: (sequence of float) Accuracy drops allowed below the plain network (0.01 = one point).
+    :param n_boot: (int) Bootstrap replicates over seeds.
+    :param reference: (``"plain"`` or ``"best_mdl"``) The accuracy the threshold is taken from: the plain
+        network of the width (issue 11), or the best MDL accuracy over the P grid at that width (the modes
+        needed to come within ``threshold`` of what modes can do at all; useful where no P reaches the
+        plain network).
+    :returns: (dict of DataFrame)
         ``"pmin"`` (threshold, reference, width, plain_acc, best_mdl_acc, p_min, p_min_lo, p_min_hi, reached),
         ``"fits"`` (threshold, form, a, b, n_star, sse, aic, bic, delta_bic, boot_win_fraction),
         ``"curves"`` (threshold, form, width, p_min_fit: the fitted forms on a fine width grid, for a figure),

@@ -47,22 +47,14 @@ def cached_arrays(name: str, fingerprint: str, build: Callable[[], dict[str, np.
                   check: Callable[[dict[str, np.ndarray]], None] | None = None) -> dict[str, np.ndarray]:
     """The arrays of ``build()``, read from ``<cache_dir>/<name>.npz`` when it holds them for ``fingerprint``.
 
-    Parameters
-    ----------
-    name : str
-        File stem of the cache entry (``"mnist5k"``).
-    fingerprint : str
-        Identifies the source the arrays are parsed from; a cache entry with another one is stale.
-    build : callable
-        Parses the source; returns ``{key: np.ndarray}`` (keys must not start with ``__``).
-    check : callable, optional
-        Raises ``ValueError`` when arrays read back are not what ``build`` makes (shapes, ranges):
-        such an entry is treated as corrupt.
-
-    Returns
-    -------
-    dict of np.ndarray
-        The arrays, from the cache or freshly built (and then cached).
+    :param name: (str) File stem of the cache entry (``"mnist5k"``).
+    :param fingerprint: (str) Identifies the source the arrays are parsed from; a cache entry with another
+        one is stale.
+    :param build: (callable) Parses the source; returns ``{key: np.ndarray}`` (keys must not start with
+        ``__``).
+    :param check: (callable, optional) Raises ``ValueError`` when arrays read back are not what ``build``
+        makes (shapes, ranges): such an entry is treated as corrupt.
+    :returns: (dict of np.ndarray) The arrays, from the cache or freshly built (and then cached).
     """
     path = cache_dir() / f"{name}.npz"
     if path.is_file():

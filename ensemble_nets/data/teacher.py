@@ -35,14 +35,9 @@ def erf_activation(z: torch.Tensor) -> torch.Tensor:
 def committee_output(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """(1/K) sum_k g(W_k . x / sqrt(d)).
 
-    Parameters
-    ----------
-    weight : torch.Tensor, shape (K, d)
-    x : torch.Tensor, shape (..., d)
-
-    Returns
-    -------
-    torch.Tensor, shape (...,)
+    :param weight: (torch.Tensor, shape (K, d))
+    :param x: (torch.Tensor, shape (..., d))
+    :returns: torch.Tensor, shape (...,)
     """
     d = weight.shape[-1]
     return erf_activation(x @ weight.T / math.sqrt(d)).mean(-1)
@@ -64,14 +59,10 @@ def mode_init_std(d: int) -> float:
 class ModeTeacher:
     """A soft committee teacher W_T = xi diag(strengths) xi_hat with a seeded stream of fresh examples.
 
-    Attributes
-    ----------
-    xi : torch.Tensor, shape (K, P)
-        Hidden-side (output-side) mode vectors, shared with the student.
-    strengths : torch.Tensor, shape (P,)
-        Mode strengths Sigma, shared with the student.
-    xi_hat : torch.Tensor, shape (P, d)
-        Input-side mode vectors of the teacher (the student learns its own).
+    :param xi: (torch.Tensor, shape (K, P)) Hidden-side (output-side) mode vectors, shared with the student.
+    :param strengths: (torch.Tensor, shape (P,)) Mode strengths Sigma, shared with the student.
+    :param xi_hat: (torch.Tensor, shape (P, d)) Input-side mode vectors of the teacher (the student learns
+        its own).
     """
 
     xi: torch.Tensor

@@ -42,16 +42,11 @@ __all__ = ["GatedDeepLinearNetwork", "gdln_loss", "pathway_gradient"]
 class GatedDeepLinearNetwork(nn.Module):
     """A graph of linear layers with data-supplied node and edge gates.
 
-    Parameters
-    ----------
-    nodes : mapping str -> int
-        Node names and widths.
-    edges : sequence of (name, source, target)
-        Edge names and their end nodes; the graph must be acyclic. The
-        weight of edge ``name`` is ``self.weight(name)``, shape
-        ``(nodes[target], nodes[source])``.
-    dtype : torch.dtype, optional
-        Weight dtype (default float32).
+    :param nodes: (mapping str -> int) Node names and widths.
+    :param edges: (sequence of (name, source, target)) Edge names and their
+        end nodes; the graph must be acyclic. The weight of edge ``name`` is
+        ``self.weight(name)``, shape ``(nodes[target], nodes[source])``.
+    :param dtype: (torch.dtype, optional) Weight dtype (default float32).
 
     Weights start at zero; initialise them with ``torch.nn.init`` on
     :meth:`weight` or through a builder such as

@@ -167,9 +167,7 @@ def run_race(cfg: RaceConfig) -> tuple[pd.DataFrame, dict]:
     scales of :func:`pathway_layer_scales` (exact for aligned init; for a random init it assumes
     each pathway aligns with the task before it grows, the silent-alignment picture).
 
-    Returns
-    -------
-    (frame, summary)
+    :returns: ``(frame, summary)``.
         ``frame``: one row per (step, pathway, mode): ``step``, ``time``, ``pathway`` (``"shared"``
         or ``"private{m}"``), ``mode`` (0 = largest), ``s``, ``simulation``, ``theory``.
         ``summary``: the config, ``shared_share_sim`` / ``shared_share_theory`` (per mode: what the

@@ -67,33 +67,23 @@ def run_grid(
 ) -> pd.DataFrame:
     """Run ``fn`` on every cell not finished yet; one row per cell.
 
-    Parameters
-    ----------
-    cells : list of dict
-        JSON-serializable dicts, each with a unique ``"name"`` (a folder name: no ``/``).
-    fn : callable
-        ``fn(cell, cell_dir) -> dict`` of JSON-serializable numbers; ``cell_dir`` (a
+    :param cells: (list of dict) JSON-serializable dicts, each with a unique ``"name"`` (a folder
+        name: no ``/``).
+    :param fn: (callable) ``fn(cell, cell_dir) -> dict`` of JSON-serializable numbers; ``cell_dir`` (a
         ``pathlib.Path``, created beforehand) is the cell's run folder for anything else
         it writes (checkpoints, metrics). With Ray it must be picklable (a module-level
         function, or a closure cloudpickle can ship).
-    out_dir : path
-        The grid folder; cell ``c`` lives in ``out_dir / c["name"]``.
-    address : str, optional
-        A Ray cluster to join (``"auto"``, ``"ray://host:10001"``); default starts local workers.
-    n_workers : int, optional
-        Local Ray worker processes (``num_cpus``); default: every core. Ignored with ``address``.
-    backend : {"ray", "serial"}
-    progress : bool
-        A tqdm bar over the cells still to run.
-    raise_on_error : bool
-        Raise :class:`GridError` at the end when a cell failed (default); else return the
-        table with ``status == "failed"`` and the traceback in ``error``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per cell in the order given: the cell's keys, the result's keys (a result
-        key equal to a cell key overrides it in the table; summary.json keeps both),
+    :param out_dir: (path) The grid folder; cell ``c`` lives in ``out_dir / c["name"]``.
+    :param address: (str, optional) A Ray cluster to join (``"auto"``, ``"ray://host:10001"``); default
+        starts local workers.
+    :param n_workers: (int, optional) Local Ray worker processes (``num_cpus``); default: every core.
+        Ignored with ``address``.
+    :param backend: (``"ray"`` or ``"serial"``)
+    :param progress: (bool) A tqdm bar over the cells still to run.
+    :param raise_on_error: (bool) Raise :class:`GridError` at the end when a cell failed (default); else
+        return the table with ``status == "failed"`` and the traceback in ``error``.
+    :returns: (pandas.DataFrame) One row per cell in the order given: the cell's keys, the result's keys
+        (a result key equal to a cell key overrides it in the table; summary.json keeps both),
         ``status`` (``"done"`` run now, ``"skipped"`` read back, ``"failed"``), ``wall_s``
         and ``error``.
     """

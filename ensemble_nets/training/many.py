@@ -188,41 +188,29 @@ def train_many(models: list[nn.Module], data: Dataset, configs: list[TrainConfig
                compile: bool = False) -> list[TrainResult]:
     """Train K models of one structure at once; result k is that of ``train(models[k], data, configs[k])``.
 
-    Parameters
-    ----------
-    models : list of nn.Module
-        K ``nn.Sequential`` stacks of identical structure (``EnsembleMLP``, ``ModeMLP``, ``MLP``);
-        their parameters may differ. Trained in place, like :func:`~ensemble_nets.training.train`.
-    data : Dataset
-        Shared by every run; its test split is what is evaluated (and monitored) every epoch.
-    configs : list of TrainConfig
-        One per model. Equal ``batch_size``, ``device`` and ``objective="reference"``; anything else may differ.
-    run_dirs : list of path, optional
-        One run folder per model (the files of :func:`~ensemble_nets.training.train`).
-    resume : bool
-        Continue the runs whose folder holds a checkpoint (the others start afresh); without it an
-        existing checkpoint is an error, as in :func:`~ensemble_nets.training.train`.
-    progress : bool
-        A progress bar over epochs.
-    extra_configs : list of dict, optional
-        More entries for each run's config.json.
-    patience : int, optional
-        Early stopping: stop a run when ``monitor`` has not improved for this many epochs and restore
-        its best epoch's parameters.
-    monitor : str
-        The metrics column watched by early stopping (higher is better).
-    compile : bool
-        Run the elementwise work on spike-and-slab parameters (moments, gradients, projection) as
-        ``torch.compile``d kernels: fewer passes over memory, the same numbers to rounding. The
-        first call in a process compiles (about a minute on a CPU); needs a C++ compiler on CPU.
+    :param models: (list of nn.Module) K ``nn.Sequential`` stacks of identical structure (``EnsembleMLP``,
+        ``ModeMLP``, ``MLP``); their parameters may differ. Trained in place, like
+        :func:`~ensemble_nets.training.train`.
+    :param data: (Dataset) Shared by every run; its test split is what is evaluated (and monitored) every
+        epoch.
+    :param configs: (list of TrainConfig) One per model. Equal ``batch_size``, ``device`` and
+        ``objective="reference"``; anything else may differ.
+    :param run_dirs: (list of path, optional) One run folder per model (the files of
+        :func:`~ensemble_nets.training.train`).
+    :param resume: (bool) Continue the runs whose folder holds a checkpoint (the others start afresh);
+        without it an existing checkpoint is an error, as in :func:`~ensemble_nets.training.train`.
+    :param progress: (bool) A progress bar over epochs.
+    :param extra_configs: (list of dict, optional) More entries for each run's config.json.
+    :param patience: (int, optional) Early stopping: stop a run when ``monitor`` has not improved for this
+        many epochs and restore its best epoch's parameters.
+    :param monitor: (str) The metrics column watched by early stopping (higher is better).
+    :param compile: (bool) Run the elementwise work on spike-and-slab parameters (moments, gradients,
+        projection) as ``torch.compile``d kernels: fewer passes over memory, the same numbers to rounding.
+        The first call in a process compiles (about a minute on a CPU); needs a C++ compiler on CPU.
         Measured on one CPU thread (784-50-50-10, K = 8): no faster than eager (0.68 against
         0.71 s per stacked epoch), the products and Adam dominating; meant for GPUs, where fusing
         saves kernel launches (not measured here).
-
-    Returns
-    -------
-    list of TrainResult
-        In the order of ``models``.
+    :returns: (list of TrainResult) In the order of ``models``.
     """
     models, configs = list(models), list(configs)
     if not models:

@@ -180,14 +180,10 @@ def representation_similarity(h: Tensor) -> Tensor:
 def race_ode_rhs(b: np.ndarray, s: np.ndarray, membership: np.ndarray) -> np.ndarray:
     """``db/dt`` of the pathway race.
 
-    Parameters
-    ----------
-    b : ndarray, shape (n_modes, n_paths, depth)
-        Layer scalars of every pathway per mode.
-    s : ndarray, shape (n_modes,)
-        Singular values of the per-domain ``Sigma_yx``.
-    membership : ndarray, shape (n_paths, n_domains)
-        1 where pathway ``p`` is gated on for domain ``m``, else 0.
+    :param b: (ndarray, shape (n_modes, n_paths, depth)) Layer scalars of every pathway per mode.
+    :param s: (ndarray, shape (n_modes,)) Singular values of the per-domain ``Sigma_yx``.
+    :param membership: (ndarray, shape (n_paths, n_domains)) 1 where pathway ``p`` is gated on for domain
+        ``m``, else 0.
     """
     strength = b.prod(-1)                                    # (n_modes, n_paths) a_p
     err = s[:, None] - strength @ membership                 # (n_modes, n_domains) e_m

@@ -214,28 +214,18 @@ def simulate_spring_langevin(
     Expected (DESIGN.md): noise 0: concave (springs lengthen with depth); noise 0.003-0.03:
     about equal springs; noise 0.1: convex (the first spring longest).
 
-    Parameters
-    ----------
-    n_blocks : int
-        ``L``, the number of moving blocks (the network's layers; 7).
-    mass, damping, stiffness : float
-        ``m > 0``, ``gamma >= 0``, ``k > 0``.
-    friction_forward, friction_back : float
-        ``mu_+ >= 0`` and ``mu_- >= 0``; equal values give symmetric friction.
-    noise, noise_decay : float
-        ``eps >= 0`` and ``lambda >= 0``: the shaking amplitude and its decay rate.
-    dt, t_max : float
-        Time step and duration (``round(t_max / dt)`` steps).
-    save_every : int
-        Keep every that many states in ``positions``.
-    seed : int
-        Seed of the noise.
-
-    Returns
-    -------
-    SpringBlockResult
-        ``positions`` ``(n_saved, L + 2)`` with both walls; ``extensions`` ``(L + 1,)`` the final
-        spring lengths (they sum to 1); ``mean_extensions`` their average over the second half.
+    :param n_blocks: (int) ``L``, the number of moving blocks (the network's layers; 7).
+    :param mass, damping, stiffness: (float) ``m > 0``, ``gamma >= 0``, ``k > 0``.
+    :param friction_forward, friction_back: (float) ``mu_+ >= 0`` and ``mu_- >= 0``; equal values give
+        symmetric friction.
+    :param noise, noise_decay: (float) ``eps >= 0`` and ``lambda >= 0``: the shaking amplitude and its
+        decay rate.
+    :param dt, t_max: (float) Time step and duration (``round(t_max / dt)`` steps).
+    :param save_every: (int) Keep every that many states in ``positions``.
+    :param seed: (int) Seed of the noise.
+    :returns: (SpringBlockResult) ``positions`` ``(n_saved, L + 2)`` with both walls; ``extensions``
+        ``(L + 1,)`` the final spring lengths (they sum to 1); ``mean_extensions`` their average over the
+        second half.
     """
     if n_blocks < 1 or save_every < 1:
         raise ValueError(f"n_blocks and save_every must be >= 1, got {n_blocks}, {save_every}")
