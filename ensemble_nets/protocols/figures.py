@@ -33,6 +33,7 @@ FAMILIES: dict[str, str] = {
     "spectral": "ensemble_nets.protocols.spectral",
     "phase": "ensemble_nets.protocols.phase",
     "gated": "ensemble_nets.protocols.gated",
+    "width_law": "ensemble_nets.protocols.width_law",
 }
 BUDGET_NAMES = ("quick", "paper")
 #: Bookkeeping of single-run jobs (one run_grid cell each), under the runs folder.

@@ -52,7 +52,21 @@ from ensemble_nets.training.loop import TrainConfig
 from ensemble_nets.training.many import train_many
 from ensemble_nets.training.runs import write_atomic
 
-__all__ = ["BUDGETS", "WidthLawConfig", "cells", "run", "run_cell", "runs_table", "split_validation"]
+__all__ = [
+    "BUDGETS",
+    "BUDGET_OVERRIDES",
+    "MAIN_RUN",
+    "REQUIRED_RUNS",
+    "WidthLawConfig",
+    "cells",
+    "figure_tables",
+    "jobs",
+    "missing_runs",
+    "run",
+    "run_cell",
+    "runs_table",
+    "split_validation",
+]
 
 
 @dataclass
@@ -97,23 +111,26 @@ class WidthLawConfig:
     @classmethod
     def from_budget(cls, budget: str = "paper", **overrides) -> "WidthLawConfig":
         """The budget's settings with ``overrides`` applied; unknown names are errors."""
-        if budget not in BUDGETS:
-            raise ValueError(f"unknown budget {budget!r}; known: {sorted(BUDGETS)}")
+        if budget not in BUDGET_OVERRIDES:
+            raise ValueError(f"unknown budget {budget!r}; known: {sorted(BUDGET_OVERRIDES)}")
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
         if unknown:
             raise ValueError(f"unknown width-law options {sorted(unknown)}; known: {sorted(known)}")
-        return replace(cls(**BUDGETS[budget]), **{k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(**BUDGET_OVERRIDES[budget]), **{k: v for k, v in overrides.items() if v is not None})
 
 
 #: What each budget changes from the defaults (the paper sweep), and why.
-BUDGETS: dict[str, dict] = {
+BUDGET_OVERRIDES: dict[str, dict] = {
     "paper": {},  # issue 11: N = 25 ... 800, 13 values of P, 3 seeds, early stopping within 100 epochs
     # A few minutes on 2 cores: the whole path (grid, early stopping, analysis), not a measurement:
     # three widths, a coarse P grid, runs cut at 15 epochs (short of convergence), 2,000 test digits.
     "quick": {"widths": (25, 50, 100), "modes": (4, 8, 16, 32, 64), "max_epochs": 15, "patience": 3,
               "n_test": 2000},
 }
+#: The budgets as configs (what ``make_figures.py --budget`` and ``--budget`` here run).
+BUDGETS: dict[str, WidthLawConfig] = {name: WidthLawConfig(**overrides)
+                                      for name, overrides in BUDGET_OVERRIDES.items()}
 
 
 def split_validation(data: Dataset, n_validation: int, *, seed: int = 0) -> tuple[Dataset, Dataset]:
@@ -224,3 +241,47 @@ def run(config: WidthLawConfig, out_dir: str | Path, *, backend: str = "ray", n_
     table = runs_table(frame)
     write_atomic(out_dir / "runs.csv", table.to_csv(index=False).encode())
     return table
+
+
+# --- the "width_law" figure family (experiments/make_figures.py) ---------------------------------
+
+#: The sweep's folder under the runs folder, and the command that makes it.
+MAIN_RUN = "width-law"
+REQUIRED_RUNS = {MAIN_RUN: f"python experiments/width_law.py --budget paper --out runs/{MAIN_RUN}"}
+
+
+def _cells_frame(cells_dir: Path) -> pd.DataFrame:
+    """The grid's table (as :func:`run_grid` returns it) read back from the cells' ``summary.json``."""
+    from ensemble_nets.training.runs import SUMMARY, read_json
+
+    rows = []
+    for path in sorted(cells_dir.glob(f"*/{SUMMARY}")):
+        summary = read_json(path)
+        rows.append({**summary["cell"], **summary.get("result", {}), "status": summary.get("status", "done")})
+    return pd.DataFrame(rows)
+
+
+def missing_runs(runs: str | Path) -> dict[str, str]:
+    """The sweep's folder, with its command, when no cell of it is finished."""
+    cells_dir = Path(runs) / MAIN_RUN / "cells"
+    return {} if cells_dir.is_dir() and any(cells_dir.glob("*/summary.json")) else dict(REQUIRED_RUNS)
+
+
+def jobs(runs: str | Path, config: WidthLawConfig) -> list:
+    """The sweep's cells (finished ones are skipped by run_grid), run under ``runs/width-law/cells``."""
+    from ensemble_nets.protocols.figures import Job
+
+    return [Job(Path(runs) / MAIN_RUN / "cells", run_cell, cells(config))]
+
+
+def figure_tables(runs: str | Path, *, n_boot: int = 2000) -> dict:
+    """``runs`` (one row per run) and, per reference (``plain``, ``best_mdl``), the width-law tables."""
+    from ensemble_nets.analysis.width_law import width_law
+
+    folder = Path(runs) / MAIN_RUN
+    frame = _cells_frame(folder / "cells")
+    if frame.empty:
+        raise FileNotFoundError(f"no finished cell under {folder / 'cells'}; make it with {REQUIRED_RUNS[MAIN_RUN]}")
+    table = runs_table(frame)
+    laws = {reference: width_law(table, n_boot=n_boot, reference=reference) for reference in ("plain", "best_mdl")}
+    return {"runs": table, "laws": laws}
