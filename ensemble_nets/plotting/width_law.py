@@ -85,9 +85,9 @@ def plot_p_min(pmin: pd.DataFrame, curves: pd.DataFrame, ax=None, *, title: str 
         ax.vlines(x, np.where(np.isfinite(lo), lo, np.nan), hi_drawn, color=color, lw=0.8)
         ax.plot(x[finite], y[finite], "o", ms=3, color=color, label=f"{threshold * 100:g} point(s) below")
         ax.plot(x[~finite], np.full((~finite).sum(), top * 1.5), "^", ms=3, mfc="none", color=color)
-        fits = curves[curves["threshold"] == threshold]
+        fits = curves[curves["threshold"] == threshold] if len(curves) else curves  # no fit: < 3 widths reached
         for form, style_ in _FORM_STYLES.items():
-            line = fits[fits["form"] == form].sort_values("width")
+            line = fits[fits["form"] == form].sort_values("width") if len(fits) else fits
             if len(line):
                 ax.plot(line["width"], line["p_min_fit"], style_, color=color, lw=0.7, alpha=0.8)
     ax.set(xscale="log", yscale="log", xlabel="width N", ylabel=r"$P_{\min}$", title=title)

@@ -89,3 +89,25 @@ def test_script_writes_the_tables(tmp_path):
     pmin = pd.read_csv(out / "pmin.csv")
     assert set(pmin["width"]) == {6, 10, 14} and set(pmin["threshold"]) == {0.01, 0.02}
     assert load_script("width_law").main(["--out", str(out), "--analyze-only", "--n-boot", "50"]) == 0
+
+
+def test_figure_family_reads_the_sweep_and_draws(tmp_path):
+    from ensemble_nets.plotting.width_law import draw_figures
+    from ensemble_nets.protocols.width_law import MAIN_RUN, figure_tables, jobs, missing_runs
+
+    runs = tmp_path / "runs"
+    assert MAIN_RUN in missing_runs(runs)
+    with pytest.raises(FileNotFoundError, match="width_law.py --budget paper"):
+        figure_tables(runs)
+    config = _config(tmp_path)
+    (job,) = jobs(runs, config)
+    assert [cell["name"] for cell in job.cells] == [cell["name"] for cell in cells(config)]
+    table = run(config, runs / MAIN_RUN, backend="serial", progress=False)
+    assert missing_runs(runs) == {}
+    tables = figure_tables(runs, n_boot=20)
+    pd.testing.assert_frame_equal(tables["runs"].sort_values(["width", "n_modes", "seed"]).reset_index(drop=True),
+                                  table.sort_values(["width", "n_modes", "seed"]).reset_index(drop=True))
+    assert set(tables["laws"]) == {"plain", "best_mdl"}
+    written = draw_figures(tables, tmp_path / "figures")
+    assert {p.name for p in written} == {"width_law.png", "width_law.pdf"}
+    assert all(p.stat().st_size > 1000 for p in written)
