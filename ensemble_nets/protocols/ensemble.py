@@ -11,6 +11,8 @@ and writes RUN_DIR/analysis/::
     entropy.csv                entropy of q per layer, over all connections, active ones and per category
     perturbation.csv           test error per (layer, perturbation, fraction, sampled network), every control
     perturbation_summary.csv   its mean and std over the sampled networks
+    gaps.csv                   paired gaps error(target) - error(control) at f = 0.5 and 1 (those of them among
+                               the fractions), 95% intervals over this run's sampled networks only
     ensemble_accuracy.csv      test accuracy of each of the K sampled networks
     ensemble_per_example.csv   per test digit: prediction, confidence, predictive entropy, mutual information, agreement
     calibration.csv            reliability table of the ensemble predictive (ECE bins)
@@ -49,7 +51,7 @@ from pathlib import Path
 import pandas as pd
 
 from ensemble_nets.analysis._common import resolve_layer
-from ensemble_nets.analysis.aggregate import RunsSummary, check_same_architecture, summarize_runs
+from ensemble_nets.analysis.aggregate import GAP_FRACTIONS, RunsSummary, check_same_architecture, summarize_runs
 from ensemble_nets.analysis.categories import Categories, categorize
 from ensemble_nets.analysis.ensemble_stats import ensemble_statistics
 from ensemble_nets.analysis.entropy import entropy_table
@@ -189,6 +191,9 @@ def _analyze(model, config: dict, data, run_dir: Path, *, n_networks: int, pertu
     _write_csv(out / "perturbation.csv", curves)
     perturbation = summarize_perturbations(curves)
     _write_csv(out / "perturbation_summary.csv", perturbation)
+    gap_fractions = [f for f in GAP_FRACTIONS if any(math.isclose(f, g) for g in fractions)]
+    if gap_fractions:
+        _write_csv(out / "gaps.csv", summarize_runs({str(run_dir): curves}, fractions=gap_fractions).gaps)
 
     stats = ensemble_statistics(model, data, n_networks=n_networks, seed=seed, progress=progress)
     _write_csv(out / "ensemble_accuracy.csv",

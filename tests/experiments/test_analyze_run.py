@@ -39,6 +39,9 @@ def test_writes_tables_and_inference_data(analyzed_tiny_run):
         assert isinstance(summary[score], float), score
     assert summary["lppd"] == pytest.approx(-summary["nll"] * summary["n_examples"])
     assert summary["categories_tol"] == {"pi_low": 0.0, "pi_high": 0.0, "xi": 0.0}
+    gaps = pd.read_csv(folder / "gaps.csv")  # one run: intervals over its sampled networks
+    assert set(gaps["fraction"]) == {0.5, 1.0} and (gaps["interval_over"] == "networks").all()
+    assert (gaps["n_networks"] == 2).all() and (gaps["low"] <= gaps["mean"]).all()
 
 
 def test_inactive_connections_are_the_dead_pixels_of_the_training_split(analyzed_tiny_run, mnist_root):
