@@ -177,6 +177,7 @@ def test_elbo_run_is_read_at_a_chosen_tolerance_with_training_log_likelihood(tmp
     assert set(tol) == {"pi_low", "pi_high", "xi"}
     assert 0.0 < tol["pi_low"] <= 0.02 and 0.0 < tol["pi_high"] <= 0.02 and 0.0 < tol["xi"] <= 0.02  # the caps
     assert tol != {"pi_low": 1e-6, "pi_high": 1e-6, "xi": 1e-6}  # not the margin
+    assert json.loads((run / "summary.json").read_text())["categories_tol"] == tol  # training reads it alike
     idata = load_inference_data(run / "analysis" / "inference_data.nc")
     assert "log_likelihood" in idata.groups()
     assert idata.log_likelihood["y_train"].shape[-1] == 300  # the run's training examples, not the 10,000 test digits
