@@ -246,6 +246,11 @@ def analyze_runs(run_dirs: Sequence[str | Path], *, aggregate_out: str | Path | 
     for model, _, _ in loaded:
         _check_options(model, n_networks=n_networks, perturb_networks=perturb_networks, max_weights=max_weights,
                        fractions=fractions, layers=layers)
+    if tol is not None:
+        try:
+            Tolerance.of(tol)
+        except ValueError as err:
+            raise ValueError(f"--tol: {err}") from None
     if len(run_dirs) > 1:
         missing = [f for f in (0.5, 1.0) if not any(math.isclose(f, g) for g in fractions)]
         if missing:

@@ -91,7 +91,8 @@ def test_incomplete_run(analyzed_tiny_run, tmp_path):
 
 
 @pytest.mark.parametrize("bad, match", [(["--n-networks", "1"], "--n-networks"), (["--layers", "layer7"], "layer"),
-                                        (["--fractions", "2"], "--fractions")])
+                                        (["--fractions", "2"], "--fractions"),
+                                        (["--tol", "0.7"], "--tol.*0.5")])
 def test_bad_options_fail_before_writing(analyzed_tiny_run, bad, match):
     before = {p.name: p.stat().st_mtime_ns for p in (analyzed_tiny_run / "analysis").iterdir()}
     with pytest.raises(SystemExit, match=match):
