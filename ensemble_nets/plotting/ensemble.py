@@ -48,16 +48,21 @@ def plot_parameters(params: pd.DataFrame, ax=None):
 
 
 def plot_categories(fractions: pd.DataFrame, ax=None):
-    """Bars of category fractions per layer, one panel per run (column ``run``)."""
+    """Bars of category fractions per layer, one panel per run (column ``run``).
+
+    Tables of runs analysed with their training inputs also hold ``inactive`` connections
+    (input zero on every training example), drawn as a fourth bar.
+    """
     import seaborn as sns
 
     from ensemble_nets.plotting import style
 
     runs = list(dict.fromkeys(fractions["run"]))
+    order = list(CATEGORIES) + (["inactive"] if (fractions["category"] == "inactive").any() else [])
     axes = style.axes_grid(ax, 1, len(runs), width=2.0 if len(runs) > 1 else 1.0, aspect=1.0, sharey=True)
     for ax, run in zip(axes[0], runs):
         sns.barplot(fractions[fractions["run"] == run], x="layer", y="fraction", hue="category", ax=ax,
-                    hue_order=list(CATEGORIES), palette=style.CATEGORY_COLORS, legend=(ax is axes[0, 0]))
+                    hue_order=order, palette=style.CATEGORY_COLORS, legend=(ax is axes[0, 0]))
         ax.set_title(run)
         ax.set_ylim(0, 1)
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -67,19 +72,30 @@ def plot_categories(fractions: pd.DataFrame, ax=None):
 
 
 def plot_perturbation(curves: pd.DataFrame, ax=None):
-    """Test error against fraction perturbed, one panel per layer; bands: +- 1 std over sampled networks."""
+    """Test error against fraction perturbed, one panel per layer; bands: +- 1 std over sampled networks.
+
+    Every perturbation in ``curves`` is drawn: the tests (delete_important, randomize_unimportant) and
+    their controls (random, magnitude-matched and largest-|W| deletions of variable connections;
+    randomizing as many variable or important connections), coloured by ``style.PERTURBATION_COLORS``.
+    """
     import seaborn as sns
 
     from ensemble_nets.plotting import style
 
     layers = list(dict.fromkeys(curves["layer"]))
+    order = [kind for kind in style.PERTURBATION_COLORS if kind in set(curves["perturbation"])]
     axes = style.axes_grid(ax, 1, len(layers), width=2.0, aspect=0.9, sharey=True)
     for ax, layer in zip(axes[0], layers):
         sns.lineplot(curves[curves["layer"] == layer], x="fraction", y="error", hue="perturbation", errorbar="sd",
-                     marker="o", markersize=3, ax=ax, palette=style.PERTURBATION_COLORS, legend=(ax is axes[0, 0]))
+                     hue_order=order, marker="o", markersize=3, ax=ax, palette=style.PERTURBATION_COLORS,
+                     legend=(ax is axes[0, 0]))
         ax.set_title(layer)
         ax.set_xlabel("fraction perturbed $f$")
         ax.set_ylabel("test error")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    axes[0, 0].get_legend().remove()  # one legend above the panels: eight curves would hide the first panel
+    style.figure_of(axes).legend(handles, labels, loc="outside upper center", ncols=min(4, len(labels)),
+                                 title="perturbation")
     return axes
 
 

@@ -23,11 +23,16 @@ COLUMN_WIDTH = 3.4
 #: Resolution of the PNG files.
 DPI = 200
 #: One colour per connection category, everywhere (colour-blind safe: seaborn "colorblind").
-CATEGORY_COLORS = {"important": "#0173b2", "unimportant": "#de8f05", "variable": "#029e73", "all": "#555555"}
-#: One colour per perturbation of the credit-assignment test: the colour of the category it touches.
+CATEGORY_COLORS = {"important": "#0173b2", "unimportant": "#de8f05", "variable": "#029e73", "inactive": "#949494",
+                   "all": "#555555"}
+#: One colour per perturbation of the credit-assignment test (every name of
+#: ``ensemble_nets.analysis.PERTURBATIONS``): the three tests take the colour of the category they touch,
+#: their controls related shades.
 PERTURBATION_COLORS = {"delete_important": CATEGORY_COLORS["important"],
                        "randomize_unimportant": CATEGORY_COLORS["unimportant"],
-                       "delete_variable": CATEGORY_COLORS["variable"], "delete_random": "#7f7f7f"}
+                       "delete_variable": CATEGORY_COLORS["variable"], "delete_random": "#7f7f7f",
+                       "delete_variable_matched": "#56b4e9", "delete_largest_variable": "#cc78bc",
+                       "randomize_variable": "#ca9161", "randomize_important": "#fbafe4"}
 #: An accent for reference lines (e.g. the ensemble-average accuracy).
 ACCENT = "#d55e00"
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ensemble_nets.analysis.categories import categorize
+from ensemble_nets.analysis.tolerance import Tolerance, choose_tolerance
 from ensemble_nets.data import load_dataset
 from ensemble_nets.training.loop import train
 from ensemble_nets.training.presets import ExperimentConfig
@@ -80,10 +81,12 @@ def train_run(config: ExperimentConfig, out: str | Path, *, protocol: str = "def
     summary = read_json(out / SUMMARY)
     summary["protocol"] = protocol
     if hasattr(model, "sample_network"):
-        # Under the ELBO pi and xi stay a margin off the boundary: read the categories with that tolerance.
-        tol = config.train.elbo_margin if config.train.objective == "elbo" else 0.0
+        # Under the ELBO pi and xi stay a margin off the boundary, so reading the categories at the margin would
+        # call every connection variable by construction: read them at a tolerance chosen from the data.
+        tol = (choose_tolerance(result.model, prior_variance=config.train.prior_variance)
+               if config.train.objective == "elbo" else Tolerance())
         summary["categories"] = categorize(result.model, tol=tol).fractions()
-        summary["categories_tol"] = tol
+        summary["categories_tol"] = asdict(tol)
     write_json(out / SUMMARY, summary)
     return summary
 

@@ -38,3 +38,25 @@ def test_importing_the_package_loads_no_plotting_library():
             "print('seaborn' in sys.modules, 'matplotlib' in sys.modules, 'arviz' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False False"
+
+
+def test_perturbation_figure_draws_every_control(analyzed_tiny_run):
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    from ensemble_nets.analysis import PERTURBATIONS
+    from ensemble_nets.plotting import style
+    from ensemble_nets.plotting.ensemble import plot_categories, plot_perturbation
+
+    curves = pd.read_csv(analyzed_tiny_run / "analysis" / "perturbation.csv")
+    axes = plot_perturbation(curves)
+    legend = style.figure_of(axes).legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == [k for k in style.PERTURBATION_COLORS if k in PERTURBATIONS]
+    assert set(PERTURBATIONS) <= set(style.PERTURBATION_COLORS)
+    assert len(set(style.PERTURBATION_COLORS.values())) == len(style.PERTURBATION_COLORS)  # tell them apart
+    fractions = pd.read_csv(analyzed_tiny_run / "analysis" / "categories.csv").assign(run="default")
+    axes = plot_categories(fractions)
+    labels = [t.get_text() for t in style.figure_of(axes).legends[0].get_texts()]
+    assert labels == ["important", "unimportant", "variable", "inactive"]
+    matplotlib.pyplot.close("all")
