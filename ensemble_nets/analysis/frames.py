@@ -20,6 +20,7 @@ from torch import nn
 from ensemble_nets.analysis._common import named_layers
 from ensemble_nets.analysis.categories import CATEGORIES, categorize
 from ensemble_nets.analysis.separation import load_curve_shape
+from ensemble_nets.analysis.tolerance import Tolerance
 
 __all__ = ["SPRING_BLOCK_STEPS", "parameter_frame", "spring_block_frames"]
 
@@ -27,7 +28,7 @@ __all__ = ["SPRING_BLOCK_STEPS", "parameter_frame", "spring_block_frames"]
 SPRING_BLOCK_STEPS = 3000
 
 
-def parameter_frame(model: nn.Module, *, tol: float = 0.0) -> pd.DataFrame:
+def parameter_frame(model: nn.Module, *, tol: float | Tolerance | dict = 0.0) -> pd.DataFrame:
     """One row per connection of every spike-and-slab layer, categorized with tolerance ``tol``.
 
     Columns: ``layer``, ``category`` (ordered as :data:`CATEGORIES`), ``pi``, ``m``, ``xi``,
