@@ -1,6 +1,27 @@
 # SPDX-License-Identifier: MIT
 """Helpers shared by the tests."""
+import contextlib
+
+import pytest
 import torch
+
+
+@contextlib.contextmanager
+def one_thread():
+    """One intra-op thread inside the block: small convolutions on a shared, busy CPU run several times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """:func:`one_thread` around every test of a module that imports this fixture."""
+    with one_thread():
+        yield
 
 
 def make_layer(n_in=30, n_out=7, *, pi=None, m=None, xi=None, dtype=torch.float64, **kwargs):

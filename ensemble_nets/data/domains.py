@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ensemble_nets.data.routing import RoutingBatch
+from ensemble_nets.data.routing import RoutingBatch, split_pairs
 
 __all__ = ["PermutedDomains", "domain_batch", "domain_statistics", "pool_images"]
 
@@ -77,12 +77,7 @@ def domain_batch(task: PermutedDomains, x: Tensor, y: Tensor, split: str = "trai
         ``targets`` ``out{n}: (P, n_classes)`` one-hot of ``tau_n(y)``, ``node_gates``, ``domain`` (input
         domain of each example) and ``item`` (the image index).
     """
-    if split == "train":
-        pairs = task.trained_pairs()
-    elif split == "test":
-        pairs = task.held_out_pairs()
-    else:
-        raise ValueError(f"split={split!r}; use 'train' or 'test'")
+    pairs = split_pairs(task, split)
     if x.ndim != 2 or x.shape[1] != task.n_pixels or y.shape != (x.shape[0],):
         raise ValueError(f"x must be (n, {task.n_pixels}) and y (n,), got {tuple(x.shape)} and {tuple(y.shape)}")
     pix, cls = task.permutations()

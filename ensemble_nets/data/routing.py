@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-__all__ = ["REFERENCE_SINGULAR_VALUES", "RoutingBatch", "RoutingTask", "hierarchical_targets", "routing_batch"]
+__all__ = ["REFERENCE_SINGULAR_VALUES", "RoutingBatch", "RoutingTask", "hierarchical_targets", "routing_batch",
+           "split_pairs"]
 
 #: Singular values of the per-pair Sigma_yx that DESIGN.md 4.3 prescribes.
 REFERENCE_SINGULAR_VALUES = (13.60, 6.40, 3.0, 3.0)
@@ -114,14 +115,22 @@ class RoutingBatch:
     item: Tensor                   # (P,) item index of each example
 
 
+def split_pairs(task, split: str) -> list[tuple[int, int]]:
+    """The (input, output) domain pairs that are on in ``split``: "train" the trained pairs, "test" the held-out ones.
+
+    ``task`` is any task with ``trained_pairs()`` and ``held_out_pairs()`` (:class:`RoutingTask`,
+    :class:`~ensemble_nets.data.domains.PermutedDomains`).
+    """
+    if split == "train":
+        return task.trained_pairs()
+    if split == "test":
+        return task.held_out_pairs()
+    raise ValueError(f"split={split!r}; use 'train' or 'test'")
+
+
 def routing_batch(task: RoutingTask, split: str = "train", *, dtype: torch.dtype = torch.float32) -> RoutingBatch:
     """The full batch of ``split`` ("train": trained pairs on; "test": held-out pairs on)."""
-    if split == "train":
-        pairs = task.trained_pairs()
-    elif split == "test":
-        pairs = task.held_out_pairs()
-    else:
-        raise ValueError(f"split={split!r}; use 'train' or 'test'")
+    pairs = split_pairs(task, split)
     m_dom, n_items = task.n_domains, task.n_items
     domain = torch.arange(m_dom).repeat_interleave(n_items)  # (P,)
     item = torch.arange(n_items).repeat(m_dom)                # (P,)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ensemble_nets.layers.base import REFERENCE_M_STD, SpikeSlabLayer
+from ensemble_nets.layers.linear import FanInScaled
 
 __all__ = ["PADDING_MODES", "ScaledConv2d", "SpikeSlabConv1d", "SpikeSlabConv2d", "SpikeSlabConvNd"]
 
@@ -195,7 +196,7 @@ class SpikeSlabConv1d(SpikeSlabConvNd):
     _plain_type = nn.Conv1d
 
 
-class ScaledConv2d(nn.Conv2d):
+class ScaledConv2d(FanInScaled, nn.Conv2d):
     """``nn.Conv2d`` whose weight is applied as W / sqrt(fan_in): the plain baseline of :class:`SpikeSlabConv2d`.
 
     With the same ``w_std`` as the ensemble's ``m_std`` it is a ``SpikeSlabConv2d`` frozen at
@@ -204,11 +205,6 @@ class ScaledConv2d(nn.Conv2d):
 
     :param float w_std: init std of W (default: the ensemble's reference sqrt(2/784)).
     """
-
-    #: Parameters that receive weight decay.
-    decayed_parameters = ("weight",)
-    #: The forward divides the weight by sqrt(fan_in) (read by ``from_module`` conversions).
-    applies_fan_in_scale = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = False, *, padding_mode: str = "zeros", w_std: float = REFERENCE_M_STD,
@@ -219,13 +215,6 @@ class ScaledConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device=device, dtype=dtype)
         self.fan_in = in_channels // groups * math.prod(self.kernel_size)
-
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """W ~ N(0, w_std^2), bias = 0."""
-        self.weight.normal_(0.0, self.w_std)
-        if self.bias is not None:
-            self.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.weight / math.sqrt(self.fan_in), self.bias)

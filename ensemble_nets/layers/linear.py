@@ -21,16 +21,28 @@ from ensemble_nets.layers.spike_slab import REFERENCE_M_STD
 __all__ = ["ScaledLinear"]
 
 
-class ScaledLinear(nn.Linear):
+class FanInScaled:
+    """What the plain scaled layers share (a mixin before their ``nn`` base): the weight is applied as
+    W / sqrt(fan_in), only W is decayed, and W ~ N(0, w_std^2), bias = 0 at init (``self.w_std``)."""
+
+    #: Parameters that receive weight decay.
+    decayed_parameters = ("weight",)
+    #: The forward divides the weight by sqrt(fan_in) (read by ``from_module`` conversions).
+    applies_fan_in_scale = True
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """W ~ N(0, w_std^2), bias = 0."""
+        self.weight.normal_(0.0, self.w_std)
+        if self.bias is not None:
+            self.bias.zero_()
+
+
+class ScaledLinear(FanInScaled, nn.Linear):
     """``nn.Linear`` whose weight is applied as W / sqrt(in_features).
 
     :param float w_std: init std of W (default: the ensemble's reference sqrt(2/784)).
     """
-
-    #: Parameters that receive weight decay.
-    decayed_parameters = ("weight",)
-    #: The forward divides the weight by sqrt(in_features) (read by ``from_module`` conversions).
-    applies_fan_in_scale = True
 
     def __init__(
         self,
@@ -46,13 +58,6 @@ class ScaledLinear(nn.Linear):
             raise ValueError(f"w_std must be >= 0, got {w_std}")
         self.w_std = w_std
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """W ~ N(0, w_std^2), bias = 0."""
-        self.weight.normal_(0.0, self.w_std)
-        if self.bias is not None:
-            self.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 1 or x.shape[-1] != self.in_features:

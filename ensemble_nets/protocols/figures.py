@@ -23,7 +23,8 @@ from typing import Callable
 from ensemble_nets.training.grid import run_grid
 from ensemble_nets.training.runs import SUMMARY
 
-__all__ = ["BUDGET_NAMES", "FAMILIES", "JOBS_DIR", "Job", "family", "run_missing", "single_run_job", "with_data_root"]
+__all__ = ["BUDGET_NAMES", "FAMILIES", "JOBS_DIR", "Job", "family", "run_missing", "single_run_family", "single_run_job",
+           "with_data_root"]
 
 #: Figure families, in the order the paper shows them: name -> protocol module.
 FAMILIES: dict[str, str] = {
@@ -68,6 +69,28 @@ def single_run_job(runs: Path, name: str, fn: Callable[[dict, Path], dict], run_
 
     cell = {"name": name, "run_dir": str(run_dir), "config": asdict(config), **extra}
     return Job(Path(runs) / JOBS_DIR, fn, [cell], done)
+
+
+def single_run_family(name: str, required_runs: dict[str, str], fn: Callable[[dict, Path], dict],
+                      finished: Callable[[Path], bool]):
+    """``(missing_runs, jobs)`` of a family whose figures need one run folder, ``runs/name``.
+
+    ``finished(run_dir)`` says whether that run is complete; ``fn`` is its run_grid cell
+    (:func:`single_run_job`). ``missing_runs(runs)`` gives ``required_runs`` while it is not finished;
+    ``jobs(runs, config)`` is the one job that runs ``config`` into it then, else nothing.
+    """
+
+    def missing_runs(runs: str | Path) -> dict[str, str]:
+        return {} if finished(Path(runs) / name) else dict(required_runs)
+
+    def jobs(runs: str | Path, config) -> list[Job]:
+        if not missing_runs(runs):
+            return []
+        return [single_run_job(runs, name, fn, Path(runs) / name, config, lambda cell: finished(cell["run_dir"]))]
+
+    missing_runs.__doc__ = f"The run folder ``{name}`` of the figures, with its command, when it is not finished."
+    jobs.__doc__ = f"The run of ``config`` into ``runs/{name}`` when it is missing."
+    return missing_runs, jobs
 
 
 def with_data_root(config, data_root: str | Path | None):

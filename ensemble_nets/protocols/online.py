@@ -24,6 +24,7 @@ from ensemble_nets.analysis.online import discrepancy
 from ensemble_nets.analysis.theory import online
 from ensemble_nets.cli import positive_float, positive_int
 from ensemble_nets.data.teacher import ModeTeacher, default_n_modes, mode_init_std
+from ensemble_nets.protocols.figures import single_run_family
 from ensemble_nets.training.runs import CONFIG, METRICS, SUMMARY, read_json, write_atomic, write_json, write_metrics
 
 __all__ = ["BUDGETS", "MAIN_RUN", "OnlineConfig", "REQUIRED_RUNS", "figure_tables", "jobs", "missing_runs",
@@ -121,19 +122,8 @@ def _finished(run_dir: str | Path) -> bool:
     return all((Path(run_dir) / name).is_file() for name in (CONFIG, METRICS, SUMMARY))
 
 
-def missing_runs(runs: str | Path) -> dict[str, str]:
-    """The run folder of the figure, with its command, when it is not finished."""
-    return {} if _finished(Path(runs) / MAIN_RUN) else dict(REQUIRED_RUNS)
-
-
-def jobs(runs: str | Path, config: OnlineConfig) -> list:
-    """The run of ``config`` into ``runs/online-d30`` when it is missing."""
-    from ensemble_nets.protocols.figures import single_run_job
-
-    if not missing_runs(runs):
-        return []
-    return [single_run_job(runs, MAIN_RUN, run_cell, Path(runs) / MAIN_RUN, config,
-                           lambda cell: _finished(cell["run_dir"]))]
+#: ``missing_runs(runs)`` and ``jobs(runs, config)`` of the figure family: the one run ``runs/MAIN_RUN``.
+missing_runs, jobs = single_run_family(MAIN_RUN, REQUIRED_RUNS, run_cell, _finished)
 
 
 def figure_tables(runs: str | Path) -> dict:

@@ -30,6 +30,7 @@ from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_
 from ensemble_nets.cli import positive_float, positive_int
 from ensemble_nets.data import load_dataset
 from ensemble_nets.models import MLP, EnsembleMLP, ModeMLP
+from ensemble_nets.protocols.figures import single_run_family
 from ensemble_nets.training.evaluate import evaluate
 from ensemble_nets.training.loop import train_epoch
 from ensemble_nets.training.optim import resolve_device
@@ -277,23 +278,13 @@ def _tuples(values: dict) -> dict:
 
 
 def _finished(run_dir: Path) -> bool:
+    """Whether the run has run every stage (one that has not is rerun, stages already done included)."""
     summary = Path(run_dir) / "summary.json"
     return summary.is_file() and all(f"{stage}_seconds" in read_json(summary) for stage in STAGES)
 
 
-def missing_runs(runs: str | Path) -> dict[str, str]:
-    """The run folder of the figures, with its command, when it has not run every stage."""
-    return {} if _finished(Path(runs) / MAIN_RUN) else dict(REQUIRED_RUNS)
-
-
-def jobs(runs: str | Path, config: SpectralConfig) -> list:
-    """The run of ``config`` into ``runs/spectral`` when it is missing (stages already done are rerun)."""
-    from ensemble_nets.protocols.figures import single_run_job
-
-    if not missing_runs(runs):
-        return []
-    run_dir = Path(runs) / MAIN_RUN
-    return [single_run_job(runs, MAIN_RUN, run_cell, run_dir, config, lambda cell: _finished(cell["run_dir"]))]
+#: ``missing_runs(runs)`` and ``jobs(runs, config)`` of the figure family: the one run ``runs/MAIN_RUN``.
+missing_runs, jobs = single_run_family(MAIN_RUN, REQUIRED_RUNS, run_cell, _finished)
 
 
 def figure_tables(runs: str | Path) -> dict[str, pd.DataFrame]:

@@ -15,15 +15,8 @@ from ensemble_nets.layers import (
     is_spike_slab,
     spike_slab_layers,
 )
+from tests.common import _one_thread  # noqa: F401  (autouse: one intra-op thread for this module)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: small convolutions on a shared, busy CPU run several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 GEOMETRIES = [  # (stride, padding, dilation, groups, padding_mode)
     (1, 0, 1, 1, "zeros"),

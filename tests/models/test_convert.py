@@ -7,16 +7,8 @@ from torch import nn
 import ensemble_nets as en
 from ensemble_nets.layers import SpikeSlabConv2d, SpikeSlabLinear, is_spike_slab, spike_slab_layers
 from ensemble_nets.models import MLP, EnsembleMLP, mean_network, sample_network, to_ensemble
+from tests.common import _one_thread  # noqa: F401  (autouse: one intra-op thread for this module)
 
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: small convolutions on a shared, busy CPU run several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 class Residual(nn.Module):
     def __init__(self, channels):

@@ -9,16 +9,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import ensemble_nets as en
 from ensemble_nets.models import CNN, EnsembleCNN, build_model
+from tests.common import _one_thread  # noqa: F401  (autouse: one intra-op thread for this module)
 
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: small convolutions on a shared, busy CPU run several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 class TinyResNet(nn.Module):
     """A user's own model: conv, BatchNorm, a residual addition, pooling, a linear head."""
