@@ -8,9 +8,11 @@ linear layers), batch 100, Adam with the projection after every step
 network with deterministic weights (``ScaledConv2d`` / ``ScaledLinear``): the
 ensemble's mean-field pass does two convolutions per layer forward (mean and
 variance) and their backward, plus the elementwise moments of pi, m, xi.
-Epochs of the two models are interleaved and repeated; the table gives the
-fastest and median epoch of each and the median of the per-repeat ratios
-(paired: both timed under the same load, which matters on a shared machine).
+When bayesian-torch is importable, its two CNNs (see ``--race``) are timed
+too. Epochs of the models are interleaved and repeated; the table gives the
+fastest and median epoch of each and the median of the per-repeat ratios to
+the plain CNN (paired: timed under the same load, which matters on a shared
+machine).
 
     python benchmarks/bench_conv.py                    # CPU, or CUDA when present
     python benchmarks/bench_conv.py --device cpu --threads 1 --repeats 5 --json out.json
@@ -121,6 +123,25 @@ class _BayesCNN(torch.nn.Module):
         return _Drawn()
 
 
+def _bayes_models(device) -> dict[str, _BayesCNN]:
+    """The two bayesian-torch CNNs, seeded alike; empty (with a message) when bayesian-torch is missing."""
+    try:
+        from bayesian_torch.layers import (
+            Conv2dFlipout, Conv2dReparameterization, LinearFlipout, LinearReparameterization,
+        )
+    except ImportError as err:
+        print(f"bayesian-torch is not importable ({err}); skipping the peer. Install it with "
+              f"`pip install --no-deps bayesian-torch` (its layers need only torch)")
+        return {}
+    models = {}
+    for name, conv, linear in (("bayesian-torch reparameterization", Conv2dReparameterization,
+                                LinearReparameterization),
+                               ("bayesian-torch flipout", Conv2dFlipout, LinearFlipout)):
+        torch.manual_seed(0)
+        models[name] = _BayesCNN(conv, linear).to(device)
+    return models
+
+
 def _bayes_epoch(model, optimizer, x, y, batch_size, generator) -> None:
     model.train()
     order = torch.randperm(x.shape[0], generator=generator).to(x.device)
@@ -154,22 +175,10 @@ def race(args, device, data) -> dict:
             [group.__setitem__("lr", 0.03 * 0.5 ** (epoch // 5)) for group in o.param_groups],
             train_epoch(m, o, x, y, args.batch_size, g)),
         lambda g, m=ensemble: en.sample_network(m, g))
-    try:
-        from bayesian_torch.layers import (
-            Conv2dFlipout, Conv2dReparameterization, LinearFlipout, LinearReparameterization,
-        )
-    except ImportError as err:
-        print(f"bayesian-torch is not importable ({err}); racing the ensemble alone. Install the peer with "
-              f"`pip install --no-deps bayesian-torch` (its layers need only torch)")
-    else:
-        for name, conv, linear in (("bayesian-torch reparameterization", Conv2dReparameterization,
-                                    LinearReparameterization),
-                                   ("bayesian-torch flipout", Conv2dFlipout, LinearFlipout)):
-            torch.manual_seed(0)
-            model = _BayesCNN(conv, linear).to(device)
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-            methods[name] = (lambda epoch, g, m=model, o=opt: _bayes_epoch(m, o, x, y, args.batch_size, g),
-                             lambda g, m=model: m.sample_network(g))
+    for name, model in _bayes_models(device).items():
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        methods[name] = (lambda epoch, g, m=model, o=opt: _bayes_epoch(m, o, x, y, args.batch_size, g),
+                         lambda g, m=model: m.sample_network(g))
     log = {name: {"epoch_seconds": [], "accuracy": [], "reached_at_epoch": None, "seconds_to_target": None}
            for name in methods}
     generators = {name: torch.Generator().manual_seed(0) for name in methods}
@@ -236,6 +245,10 @@ def main(argv=None) -> dict:
         optimizer = make_optimizer(model, lr=0.03)
         generator = torch.Generator().manual_seed(0)
         runners[name] = (lambda m=model, o=optimizer, g=generator: train_epoch(m, o, x, y, args.batch_size, g))
+    for name, model in _bayes_models(device).items():
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        generator = torch.Generator().manual_seed(0)
+        runners[name] = (lambda m=model, o=optimizer, g=generator: _bayes_epoch(m, o, x, y, args.batch_size, g))
     for run in runners.values():  # warm-up
         run()
     times: dict[str, list[float]] = {name: [] for name in runners}
@@ -247,17 +260,20 @@ def main(argv=None) -> dict:
             _sync(device)
             times[name].append(time.perf_counter() - tick)
     ratios = [e / p for e, p in zip(times["ensemble CNN"], times["plain CNN"])]
+    paired = {name: statistics.median(t / p for t, p in zip(values, times["plain CNN"]))
+              for name, values in times.items()}
     result = {
         "device": str(device), "threads": torch.get_num_threads(), "n_train": x.shape[0],
         "batch_size": args.batch_size, "repeats": args.repeats, "torch": torch.__version__,
         "seconds": times, "ratio_median": statistics.median(ratios),
         "ratio_of_fastest": min(times["ensemble CNN"]) / min(times["plain CNN"]),
+        "median_paired_ratio_to_plain": paired,
     }
     print(f"device {device}, {torch.get_num_threads()} threads, {x.shape[0]} images, batch {args.batch_size}, "
           f"{args.repeats} repeats")
-    print(f"{'model':<14}{'fastest s':>11}{'median s':>10}")
+    print(f"{'model':<36}{'fastest s':>11}{'median s':>10}{'/ plain':>9}")
     for name, values in times.items():
-        print(f"{name:<14}{min(values):>11.3f}{statistics.median(values):>10.3f}")
+        print(f"{name:<36}{min(values):>11.3f}{statistics.median(values):>10.3f}{paired[name]:>9.2f}")
     print(f"ensemble / plain: median of paired ratios {result['ratio_median']:.2f}, "
           f"ratio of fastest epochs {result['ratio_of_fastest']:.2f} (target <= 2.5)")
     if args.json:
