@@ -162,6 +162,10 @@ def _accuracy(net, x, y, batch_size=1000) -> float:
     return correct / x.shape[0]
 
 
+#: ``--methods`` of the race, in the order they take turns.
+RACE_METHODS = ("ensemble", "reparameterization", "flipout")
+
+
 def race(args, device, data) -> dict:
     """Time to ``args.target`` test accuracy of one sampled network, per method (see the module docstring)."""
     x, y = data.x_train.to(device), data.y_train.to(device)
@@ -175,7 +179,12 @@ def race(args, device, data) -> dict:
             [group.__setitem__("lr", 0.03 * 0.5 ** (epoch // 5)) for group in o.param_groups],
             train_epoch(m, o, x, y, args.batch_size, g)),
         lambda g, m=ensemble: en.sample_network(m, g))
-    for name, model in _bayes_models(device).items():
+    if "ensemble" not in args.methods:
+        methods.clear()
+    peers = [m for m in args.methods if m != "ensemble"]
+    for name, model in (_bayes_models(device) if peers else {}).items():
+        if name.rsplit(" ", 1)[-1] not in peers:
+            continue
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         methods[name] = (lambda epoch, g, m=model, o=opt: _bayes_epoch(m, o, x, y, args.batch_size, g),
                          lambda g, m=model: m.sample_network(g))
@@ -224,6 +233,8 @@ def main(argv=None) -> dict:
     p.add_argument("--race", action="store_true", help="time to --target accuracy against bayesian-torch")
     p.add_argument("--target", type=float, default=0.97, help="--race: test accuracy of one sampled network")
     p.add_argument("--max-epochs", type=int, default=10, help="--race: epochs per method at most")
+    p.add_argument("--methods", nargs="+", choices=RACE_METHODS, default=list(RACE_METHODS),
+                   help="--race: which methods run (default: all three)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
