@@ -23,8 +23,8 @@ The issue's target: ensemble epoch <= 2.5x the plain CNN's.
 with bayesian-torch's mean-field Gaussian layers on the same CNN (same
 geometry, no biases, same data, batch 100): ``Conv2dReparameterization`` +
 ``LinearReparameterization`` and ``Conv2dFlipout`` + ``LinearFlipout``
-(loss: cross-entropy + KL / n_train, Adam lr 1e-3, their defaults
-otherwise). One epoch of each method in turn (interleaved, so load from other
+(loss: cross-entropy + KL / n_train, Adam lr 1e-3 (``--peer-lr``), their
+defaults otherwise). One epoch of each method in turn (interleaved, so load from other
 jobs falls on all alike); after each epoch ONE network is drawn from each
 method's q (ensemble: ``en.sample_network``; bayesian-torch: W = mu +
 softplus(rho) eps, the same draw for every test batch) and scored on the
@@ -173,10 +173,10 @@ def race(args, device, data) -> dict:
     methods = {}
     torch.manual_seed(0)
     ensemble = EnsembleCNN().to(device)
-    optimizer = make_optimizer(ensemble, lr=0.03)
+    optimizer = make_optimizer(ensemble, lr=args.ensemble_lr)
     methods["spike-and-slab ensemble"] = (
         lambda epoch, g, m=ensemble, o=optimizer: (
-            [group.__setitem__("lr", 0.03 * 0.5 ** (epoch // 5)) for group in o.param_groups],
+            [group.__setitem__("lr", args.ensemble_lr * 0.5 ** (epoch // 5)) for group in o.param_groups],
             train_epoch(m, o, x, y, args.batch_size, g)),
         lambda g, m=ensemble: en.sample_network(m, g))
     if "ensemble" not in args.methods:
@@ -185,7 +185,7 @@ def race(args, device, data) -> dict:
     for name, model in (_bayes_models(device) if peers else {}).items():
         if name.rsplit(" ", 1)[-1] not in peers:
             continue
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(model.parameters(), lr=args.peer_lr)
         methods[name] = (lambda epoch, g, m=model, o=opt: _bayes_epoch(m, o, x, y, args.batch_size, g),
                          lambda g, m=model: m.sample_network(g))
     log = {name: {"epoch_seconds": [], "accuracy": [], "reached_at_epoch": None, "seconds_to_target": None}
@@ -218,7 +218,7 @@ def race(args, device, data) -> dict:
         print(f"  {name:<36} median epoch {statistics.median(entry['epoch_seconds']):6.2f} s, {reached}")
     return {"mode": "race", "device": str(device), "threads": torch.get_num_threads(), "n_train": x.shape[0],
             "n_test": x_test.shape[0], "batch_size": args.batch_size, "target": args.target,
-            "max_epochs": args.max_epochs, "torch": torch.__version__, "methods": log}
+            "max_epochs": args.max_epochs, "ensemble_lr": args.ensemble_lr, "peer_lr": args.peer_lr, "torch": torch.__version__, "methods": log}
 
 
 def main(argv=None) -> dict:
@@ -233,6 +233,8 @@ def main(argv=None) -> dict:
     p.add_argument("--race", action="store_true", help="time to --target accuracy against bayesian-torch")
     p.add_argument("--target", type=float, default=0.97, help="--race: test accuracy of one sampled network")
     p.add_argument("--max-epochs", type=int, default=10, help="--race: epochs per method at most")
+    p.add_argument("--ensemble-lr", type=float, default=0.03, help="--race: the ensemble's Adam rate (preset: 0.03)")
+    p.add_argument("--peer-lr", type=float, default=1e-3, help="--race: Adam rate of the bayesian-torch CNNs")
     p.add_argument("--methods", nargs="+", choices=RACE_METHODS, default=list(RACE_METHODS),
                    help="--race: which methods run (default: all three)")
     args = p.parse_args(argv)
