@@ -228,6 +228,7 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=5, help="timed epochs per model (after one warm-up)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--n-train", type=int, default=5000, help="training examples per epoch")
+    p.add_argument("--n-test", type=int, help="--race: score on the first N test images (default: all)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
     p.add_argument("--json", help="also write every timing to this file")
     p.add_argument("--race", action="store_true", help="time to --target accuracy against bayesian-torch")
@@ -241,7 +242,8 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    data = en.load_dataset("mnist5k", args.data_root, download=False, shape="image").subset(n_train=args.n_train)
+    data = en.load_dataset("mnist5k", args.data_root, download=False, shape="image")
+    data = data.subset(n_train=args.n_train, n_test=args.n_test)
     if args.race:
         result = race(args, device, data)
         if args.json:
