@@ -67,22 +67,32 @@ def logits_of(net: nn.Module, x: torch.Tensor, batch_size: int = 10_000) -> torc
     return torch.cat([net(x[start:start + batch_size]) for start in range(0, x.shape[0], batch_size)])
 
 
+def draw_network(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+    """One network drawn from q: ``model.sample_network(generator)`` when the model has that method,
+    else :func:`ensemble_nets.models.sample_network` (any model holding spike-and-slab layers, e.g. a CNN
+    or a model converted with ``en.to_ensemble``)."""
+    if hasattr(model, "sample_network"):
+        return model.sample_network(generator)
+    named_layers(model)  # a clear error when there is nothing to sample
+    from ensemble_nets.models.convert import sample_network
+
+    return sample_network(model, generator)
+
+
 @keeps_global_rng
 @torch.no_grad()
 def sampled_log_probs(model: nn.Module, x: torch.Tensor, n_networks: int, seed: int = 0,
                       batch_size: int = 10_000, progress: bool = False) -> torch.Tensor:
     """Log-softmax outputs of ``n_networks`` networks drawn from q: ``(K, N, C)``.
 
-    Network k is ``model.sample_network(generator)`` with one generator seeded by
+    Network k is :func:`draw_network` ``(model, generator)`` with one generator seeded by
     ``seed``, so the same seed gives the same members.
     """
-    if not hasattr(model, "sample_network"):
-        raise ValueError(f"{type(model).__name__} is not an ensemble (no sample_network); use en.EnsembleMLP")
     check_n_networks(n_networks)
     from tqdm.auto import tqdm
 
     generator = torch.Generator(device=x.device).manual_seed(seed)
     out = []
     for _ in tqdm(range(n_networks), disable=not progress, desc="sampled networks", unit="net", leave=False):
-        out.append(torch.log_softmax(logits_of(model.sample_network(generator), x, batch_size), dim=-1))
+        out.append(torch.log_softmax(logits_of(draw_network(model, generator), x, batch_size), dim=-1))
     return torch.stack(out)  # (K, N, C)

@@ -8,6 +8,12 @@ With ``pi`` the probability that a connection is ABSENT and ``xi`` the slab VARI
     variable      everything else        0 < pi < 1 or xi > 0
     inactive      (only with data)       the connection's input is zero on every training example
 
+Any spike-and-slab layer is categorized entry by entry: a linear weight
+``(out_features, in_features)`` or a convolution kernel ``(out_channels,
+in_channels / groups, *kernel_size)`` (one label per kernel entry, shared by
+every position the kernel visits); :func:`filter_table` counts the filters
+of a convolution (or the rows of a linear layer) by what they hold.
+
 The reference tests exact equality; the projection after every optimizer step
 puts many parameters exactly on the boundary, which makes this meaningful.
 A tolerance relaxes the tests: a number ``tol`` reads ``pi <= tol``,
@@ -41,7 +47,8 @@ from torch import nn
 from ensemble_nets.analysis.tolerance import Tolerance
 from ensemble_nets.layers.spike_slab import spike_slab_layers
 
-__all__ = ["CATEGORIES", "LABELS", "Categories", "categorize", "connection_categories", "input_activity"]
+__all__ = ["CATEGORIES", "LABELS", "Categories", "categorize", "connection_categories", "filter_table",
+           "input_activity"]
 
 #: The three categories of the paper; ``connection_categories`` returns indices into this tuple.
 CATEGORIES = ("important", "unimportant", "variable")
@@ -90,21 +97,39 @@ def _input_batches(data, batch_size: int):
         yield batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
+def _n_inputs(layer: nn.Module) -> int:
+    """Inputs of a layer: features of a linear layer, input channels of a convolution (all groups)."""
+    return getattr(layer, "in_channels", layer.pi.shape[1] * getattr(layer, "groups", 1))
+
+
 def _activity_shape(layer: nn.Module, active: torch.Tensor) -> torch.Tensor:
-    """Per-input activity ``(n_in,)`` broadcast over the connections ``pi.shape``."""
-    return active.reshape(1, -1, *([1] * (layer.pi.dim() - 2))).expand_as(layer.pi)
+    """Per-input activity ``(n_in,)`` broadcast over the connections ``pi.shape``.
+
+    A grouped convolution (``groups = g``) has ``pi`` of shape ``(out, in / g, *kernel)``:
+    output channel o reads input channels ``group(o) * in / g + j``, ``group(o) = o // (out / g)``.
+    """
+    groups = getattr(layer, "groups", 1)
+    out, per_group = layer.pi.shape[:2]
+    group = torch.arange(out, device=active.device) // (out // groups)  # (out,)
+    channel = group[:, None] * per_group + torch.arange(per_group, device=active.device)  # (out, in / g)
+    return active[channel].reshape(out, per_group, *([1] * (layer.pi.dim() - 2))).expand_as(layer.pi)
 
 
 @torch.no_grad()
 def input_activity(model: nn.Module, data, *, batch_size: int = 10_000) -> dict[str, torch.Tensor]:
     """``{layer: a}``: per input of every spike-and-slab layer, the fraction of training examples where it is nonzero.
 
-    ``a`` has shape ``(n_in,)`` (for a convolution: input channels, an example
-    counting as active when the channel is nonzero anywhere). Layer 1 reads the
-    inputs themselves; deeper layers read the MEAN network's activations (see
-    the module docstring). ``a == 0`` marks an inactive input.
+    ``a`` has shape ``(n_in,)``: the input features of a linear layer; for a
+    convolution its input channels (all groups), an example counting as active
+    when the channel is nonzero anywhere in its map. Layer 1 reads the inputs
+    themselves; deeper layers read the MEAN network's activations (see the
+    module docstring). ``a == 0`` marks an inactive input; for a convolution
+    every kernel entry reading an inactive channel is inactive (a channel that
+    is zero at some positions only still carries signal through the entries
+    that meet its nonzero pixels, so no entry is labelled inactive by position).
 
-    :param data: training inputs ``(n, n_features)``, an ensemble_nets Dataset (its training split),
+    :param data: training inputs shaped as the model takes them (``(n, n_features)`` for an MLP,
+        ``(n, C, H, W)`` for a CNN), an ensemble_nets Dataset (its training split),
         ``(x, y)``, or a DataLoader yielding ``x`` or ``(x, y)``.
     """
     layers = _layers(model)
@@ -119,15 +144,15 @@ def input_activity(model: nn.Module, data, *, batch_size: int = 10_000) -> dict[
     def hook(index):
         def record(module, inputs):
             x = inputs[0]
-            n_in = module.pi.shape[1]
+            n_in = _n_inputs(module)
             if module.pi.dim() == 2:
                 nonzero = (x != 0).reshape(-1, x.shape[-1])  # (examples, n_in)
-            elif x.dim() >= 2 and x.shape[1] == n_in:
+            elif x.dim() >= 3 and x.shape[1] == n_in:
                 nonzero = (x != 0).flatten(2).any(-1)  # (examples, channels): active anywhere in the image
             else:
-                raise NotImplementedError(f"input activity of {type(module).__name__} with input shape "
-                                          f"{tuple(x.shape)} and connections {tuple(module.pi.shape)} (grouped "
-                                          f"convolution?) is not supported; call categorize without data")
+                raise ValueError(f"{type(module).__name__} with {n_in} input channels got inputs "
+                                 f"{tuple(x.shape)}; a convolution needs (N, {n_in}, ...) batches: pass the "
+                                 f"training images as the model takes them (shape=\"image\")")
             total = nonzero.sum(0, dtype=torch.long)
             counts[index] = total if counts[index] is None else counts[index] + total
         return record
@@ -211,7 +236,8 @@ def categorize(model: nn.Module, *, tol: float | Tolerance | dict = 0.0, data=No
     ``module`` column gives the module name inside ``model``.
 
     :param tol: a number (all three bounds), a :class:`Tolerance` (see :func:`choose_tolerance`) or its dict.
-    :param data: training inputs (tensor ``(n, n_features)``, Dataset, ``(x, y)`` or DataLoader);
+    :param data: training inputs (tensor ``(n, ...)`` shaped as the model takes them, Dataset, ``(x, y)``
+        or DataLoader);
         when given, connections whose input is zero on every example are labelled ``inactive``
         (see the module docstring) and the table gives fractions among active connections too.
     """
@@ -242,3 +268,27 @@ def categorize(model: nn.Module, *, tol: float | Tolerance | dict = 0.0, data=No
     return Categories(labels=labels, table=pd.DataFrame(rows), tol=bounds,
                       active=active if activity is not None else None,
                       base_labels=base_labels if activity is not None else None)
+
+
+def filter_table(categories: Categories) -> pd.DataFrame:
+    """Per layer, how many filters (output channels of a convolution, rows of a linear layer) hold what.
+
+    A filter is the slice ``labels[o]``: all the kernel entries (or weights) feeding output o.
+    Columns: ``layer``, ``n_filters``, ``n_entries`` (entries per filter), ``wholly_unimportant``
+    (every entry unimportant: output o is identically zero, the bias aside, so the filter and the
+    next layer's connections reading it can be pruned), ``prunable`` (every entry unimportant or
+    inactive; equals ``wholly_unimportant`` without data), ``wholly_important`` (a deterministic
+    filter), ``any_important`` and ``wholly_variable``.
+
+    :param categories: the result of :func:`categorize`.
+    """
+    rows = []
+    for name, labels in categories.labels.items():
+        flat = labels.reshape(labels.shape[0], -1)  # (filters, entries per filter)
+        rows.append({"layer": name, "n_filters": flat.shape[0], "n_entries": flat.shape[1],
+                     "wholly_unimportant": int((flat == UNIMPORTANT).all(1).sum()),
+                     "prunable": int(((flat == UNIMPORTANT) | (flat == INACTIVE)).all(1).sum()),
+                     "wholly_important": int((flat == IMPORTANT).all(1).sum()),
+                     "any_important": int((flat == IMPORTANT).any(1).sum()),
+                     "wholly_variable": int((flat == VARIABLE).all(1).sum())})
+    return pd.DataFrame(rows)

@@ -33,7 +33,8 @@ __all__ = ["connection_entropy", "entropy_table"]
 
 @torch.no_grad()
 def connection_entropy(model: nn.Module) -> dict[str, torch.Tensor]:
-    """``{layer: H}`` with H of shape ``(out_features, in_features)``, in nats."""
+    """``{layer: H}`` with H shaped like the layer's ``pi`` (``(out_features, in_features)``, or a kernel
+    ``(out_channels, in_channels / groups, *kernel_size)``), in nats."""
     return {name: layer.distribution().entropy().detach() for name, layer in named_layers(model)}
 
 

@@ -36,6 +36,14 @@ With ``train_data`` (training inputs, as in
 on every training example are left out of every pool: deleting a connection
 that never carries a signal costs nothing by construction.
 
+Any spike-and-slab layer: a connection is one entry of ``pi`` (a linear
+weight, or a kernel entry ``(out_channel, in_channel, *offset)`` of a
+convolution, counted in ``n_del`` like any other). Deleting a kernel entry
+removes it at every position the kernel visits: the sampled networks share
+one kernel over the image. Networks are drawn with ``model.sample_network``
+when the model has it, else :func:`ensemble_nets.models.sample_network`, so
+CNNs and models converted with ``en.to_ensemble`` work as the MLPs do.
+
 Common random numbers: network k of every (perturbation, f) uses the same
 generator seed, so at f = 0 all perturbations give the same networks, and the
 differences between curves are not sampling noise; the random values of the
@@ -52,7 +60,7 @@ import torch
 from torch import nn
 
 from ensemble_nets.analysis._common import (
-    check_n_networks, keeps_global_rng, logits_of, named_layers, resolve_layer, test_tensors,
+    check_n_networks, draw_network, keeps_global_rng, logits_of, named_layers, resolve_layer, test_tensors,
 )
 from ensemble_nets.analysis.categories import IMPORTANT, INACTIVE, UNIMPORTANT, VARIABLE, Tolerance, categorize
 
@@ -148,7 +156,8 @@ def perturbation_curves(model: nn.Module, data, layer: int | str, *, fractions: 
                         progress: bool = False) -> pd.DataFrame:
     """Test error of networks sampled from q after each perturbation of one layer.
 
-    :param model: a trained ensemble (e.g. :class:`~ensemble_nets.models.EnsembleMLP`); left untouched.
+    :param model: a trained ensemble (any model holding spike-and-slab layers: an
+        :class:`~ensemble_nets.models.EnsembleMLP`, an :class:`~ensemble_nets.models.EnsembleCNN`, ...); left untouched.
     :param data: a :class:`~ensemble_nets.data.Dataset` (its test split is used) or ``(x, y)``.
     :param layer: which layer, ``1``-based or ``"layerN"`` as in :func:`categorize`.
     :param fractions: fractions f in [0, 1] of the category to perturb.
@@ -196,7 +205,7 @@ def perturbation_curves(model: nn.Module, data, layer: int | str, *, fractions: 
                 value_generator = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + 7919 * k + 2)
                 values = torch.randn(n_values, generator=value_generator, dtype=torch.float64)
             _perturb_(target, kind, chosen, values)
-            logits = logits_of(work.sample_network(generator), x, batch_size)
+            logits = logits_of(draw_network(work, generator), x, batch_size)
             error = (logits.argmax(-1) != y).double().mean().item()
             rows.append({"layer": name, "perturbation": kind, "fraction": float(fraction), "n_perturbed": n,
                          "abs_weight_mean": magnitude[chosen].double().mean().item() if n else float("nan"),

@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: MIT
+"""benchmarks/bench_conv.py --race: the ensemble against bayesian-torch, and without the optional peer."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+TINY = ["--race", "--n-train", "100", "--n-test", "100", "--max-epochs", "1", "--device", "cpu"]
+
+
+def _bench():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_conv.py"
+    spec = importlib.util.spec_from_file_location("bench_conv", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_race_runs_the_three_methods_and_reaches_a_trivial_target(mnist_root, tmp_path):
+    pytest.importorskip("bayesian_torch.layers")
+    result = _bench().main([*TINY, "--data-root", str(mnist_root), "--target", "0.0",
+                            "--json", str(tmp_path / "race.json")])
+    assert set(result["methods"]) == {"spike-and-slab ensemble", "bayesian-torch reparameterization",
+                                      "bayesian-torch flipout"}
+    assert all(entry["reached_at_epoch"] == 1 for entry in result["methods"].values())
+    assert "load average" in (tmp_path / "race.json").read_text()
+
+
+def test_bayesian_draw_is_mu_plus_softplus_rho_times_eps():
+    layers = pytest.importorskip("bayesian_torch.layers")
+    torch.manual_seed(0)
+    model = _bench()._BayesCNN(layers.Conv2dReparameterization, layers.LinearReparameterization)
+    drawn = model.sample_network(torch.Generator().manual_seed(5))
+    stream = torch.Generator().manual_seed(5)
+    for layer, plain in zip(model.layers, drawn.layers):
+        mu = getattr(layer, "mu_kernel", None)
+        mu, rho = (layer.mu_kernel, layer.rho_kernel) if mu is not None else (layer.mu_weight, layer.rho_weight)
+        eps = torch.randn(mu.shape, generator=stream)
+        assert torch.allclose(plain.weight, mu + torch.nn.functional.softplus(rho) * eps)
+    x = torch.rand(3, 1, 28, 28)
+    assert drawn(x).shape == (3, 10)
+
+
+def test_without_bayesian_torch_the_peer_is_skipped_with_the_install_line(mnist_root, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "bayesian_torch", None)
+    monkeypatch.setitem(sys.modules, "bayesian_torch.layers", None)
+    result = _bench().main([*TINY, "--data-root", str(mnist_root), "--target", "1.1"])
+    assert list(result["methods"]) == ["spike-and-slab ensemble"]
+    assert "pip install --no-deps bayesian-torch" in capsys.readouterr().out
