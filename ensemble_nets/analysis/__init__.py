@@ -14,6 +14,7 @@ from ensemble_nets.analysis.categories import (
     Categories,
     categorize,
     connection_categories,
+    filter_table,
     input_activity,
 )
 from ensemble_nets.analysis.compare import CategoryModeComparison, compare_categories_modes, rank_auc
@@ -66,6 +67,7 @@ __all__ = [
     "coord_slopes",
     "ensemble_statistics",
     "entropy_table",
+    "filter_table",
     "fit_log",
     "fit_piecewise_power_law",
     "hdi",
