@@ -339,7 +339,7 @@ def _check_resumable(payload: dict, model: nn.Module, config: TrainConfig, path:
     current = asdict(config)
     # Options added after a checkpoint was written take their defaults (objective="reference", ...).
     stored = {**asdict(TrainConfig(device="cpu")), **dict(payload.get("train_config", {}))}
-    ignore = {"epochs", "device"}
+    ignore = {"epochs", "device", "eval_batch_size"}  # none of them changes the trained parameters
     stored = {k: (tuple(v) if isinstance(v, list) else v) for k, v in stored.items() if k not in ignore}
     current = {k: v for k, v in current.items() if k not in ignore}
     if stored != current:
@@ -423,7 +423,8 @@ def _check_forward(model: nn.Module, data, device: torch.device) -> None:
 def _restore_model(model: nn.Module, payload: dict, checkpoint: Path) -> None:
     """Load a checkpoint's parameters into ``model`` (rebuilt from model_args when it has a registered kind)."""
     if payload.get("model_args", {}).get("kind") is not None:
-        model.load_state_dict(model_from_checkpoint(payload, str(checkpoint)).state_dict())
+        model_from_checkpoint(payload, str(checkpoint))  # checks architecture and constraints
+        model.load_state_dict(payload["model"])  # into the model itself: keeps its dtype (float64 stays exact)
         return
     try:  # a model of the user's own class: its state dict must fit
         model.load_state_dict(payload["model"])

@@ -58,6 +58,7 @@ from ensemble_nets.training.runs import (
     METRICS,
     SUMMARY,
     load_checkpoint,
+    locks_run_dirs,
     model_from_checkpoint,
     save_checkpoint,
     write_json,
@@ -143,6 +144,10 @@ def _check_inputs(models, configs, run_dirs, data):
         if config.objective != "reference":
             raise NotImplementedError(f"configs[{k}].objective={config.objective!r}: train_many trains the "
                                       f"reference cross-entropy only; train ELBO runs with en.train")
+    if data.x_train.dim() != 2:
+        raise ValueError(f"train_many stacks linear layers: it takes flat inputs, but the data's examples have "
+                         f"shape {tuple(data.x_train.shape[1:])}; load them flat (load_dataset(..., shape=\"flat\")) "
+                         f"or flatten them (x.flatten(1)), or train a convolutional model with en.train")
     for k, model in enumerate(models):
         sizes = getattr(model, "sizes", None)
         if sizes is not None and sizes[0] != data.n_features:
@@ -182,6 +187,7 @@ def train_epoch_many(stack: StackedModel, adam: StackedAdam, x: torch.Tensor, y:
             for i in range(n_runs)]
 
 
+@locks_run_dirs
 def train_many(models: list[nn.Module], data: Dataset, configs: list[TrainConfig], *, run_dirs=None,
                resume: bool = False, progress: bool = True, extra_configs: list[dict] | None = None,
                patience: int | None = None, monitor: str = "test_acc_mean",
@@ -285,7 +291,7 @@ def train_many(models: list[nn.Module], data: Dataset, configs: list[TrainConfig
                     f"lower its learning rate (now {row_stats['lr']:g}) or check the inputs")
             stack.copy_to_(slot, r.model)
             test = evaluate(r.model, data.x_test, data.y_test, n_networks=r.config.n_eval_networks,
-                            seed=r.config.seed * 100_003 + epoch)
+                            seed=r.config.seed * 100_003 + epoch, batch_size=r.config.eval_batch_size)
             row = {"epoch": epoch + 1, "lr": row_stats["lr"], "train_loss": row_stats["train_loss"],
                    "train_acc": row_stats["train_acc"], **{f"test_{k}": v for k, v in test.items()},
                    "projected": row_stats["projected"], "train_seconds": train_seconds}
@@ -331,6 +337,8 @@ def _save(r: _Run, stack, adam, slot, data, device, lr, *, wall: float, patience
     rng = {"shuffle": r.shuffle.get_state(), "noise": r.noise.get_state()}
     if device.type == "cpu":
         rng["torch"] = rng["noise"]  # what train() restores as the global generator: the same stream
+    else:  # train() draws its CUDA noise from the default CUDA generator and restores it from "cuda"
+        rng["torch"], rng["cuda"] = torch.get_rng_state(), rng["noise"]
     payload = {
         "model_args": getattr(r.model, "model_args", {}), "model": r.model.state_dict(),
         "optimizer": r.optimizer_state(adam, slot, lr), "rng": rng, "epoch": r.epoch, "history": r.history,

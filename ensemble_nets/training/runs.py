@@ -24,6 +24,7 @@ same; where neither works, the run goes on unlocked, with a warning.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import functools
@@ -315,6 +316,19 @@ def locks_run_dir(fn: Callable) -> Callable:
         if run_dir is None:
             return fn(*args, **kwargs)
         with RunLock(run_dir):
+            return fn(*args, **kwargs)
+
+    return locked
+
+
+def locks_run_dirs(fn: Callable) -> Callable:
+    """Decorator: while ``fn`` runs, hold the :class:`RunLock` of every folder of its ``run_dirs=`` keyword."""
+
+    @functools.wraps(fn)
+    def locked(*args, **kwargs):
+        with contextlib.ExitStack() as stack:
+            for run_dir in kwargs.get("run_dirs") or ():
+                stack.enter_context(RunLock(run_dir))
             return fn(*args, **kwargs)
 
     return locked

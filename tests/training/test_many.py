@@ -96,7 +96,7 @@ def test_train_resumes_a_train_many_folder(small, tmp_path):
                   [en.TrainConfig(seed=s, **{**FAST, "epochs": 1}) for s in (4, 5)],
                   run_dirs=[tmp_path / "a", tmp_path / "b"], progress=False)
     resumed = en.train(_model("ensemble", 4), small, config, run_dir=tmp_path / "a", resume=True, progress=False)
-    _assert_same_run(alone, resumed, param_tol=1e-5)  # train() reloads through a float32 model: float32 rounding
+    _assert_same_run(alone, resumed)  # train() resumes into the float64 model itself: exact
     assert load_checkpoint(tmp_path / "a" / CHECKPOINT)["epoch"] == 3
 
 
@@ -197,3 +197,21 @@ def test_compiled_kernels_give_the_same_runs(small):
     compiled = en.train_many([_model("ensemble", s) for s in range(2)], small, configs, progress=False, compile=True)
     for a, b in zip(eager, compiled):
         _assert_same_run(a, b)
+
+
+def test_image_data_and_eval_batch_size_and_locked_folders(small, tmp_path):
+    with pytest.raises(ValueError, match="flat inputs"):
+        en.train_many([_model("mlp", 0)], small.reshape(1, 28, 28), [en.TrainConfig(**FAST)], progress=False)
+    # eval_batch_size reaches the evaluation, as in train(): equal results
+    config = en.TrainConfig(seed=1, eval_batch_size=32, **{**FAST, "epochs": 1})
+    alone = en.train(_model("ensemble", 1), small, config, progress=False)
+    (many,) = en.train_many([_model("ensemble", 1)], small, [config], progress=False)
+    assert many.history[0]["test_loss_mean_field"] == pytest.approx(alone.history[0]["test_loss_mean_field"],
+                                                                       rel=1e-9)
+    # a folder held by a lock (another process, here another RunLock) is refused at once
+    from ensemble_nets.training.runs import RunFolderLocked, RunLock
+
+    with RunLock(tmp_path / "held"), pytest.raises(RunFolderLocked, match="in use"):
+        en.train_many([_model("mlp", 0), _model("mlp", 1)], small, [en.TrainConfig(**FAST)] * 2,
+                      run_dirs=[tmp_path / "free", tmp_path / "held"], progress=False)
+    assert not (tmp_path / "free").exists()  # nothing written, not even the free folder
