@@ -79,7 +79,7 @@ class WidthLawConfig:
     depth: int = 2  # hidden layers
     shared: bool = True  # shared modes (the reference)
     max_epochs: int = 100  # cap on every run
-    patience: int = 10  # early stopping: epochs without a better validation accuracy
+    patience: int = 40  # early stopping: longer than the MDL schedule's halving period (30; docs/many.md)
     lr: float = 0.01  # Adam learning rate of the MDL networks (MDL reference 0.01)
     plain_lrs: tuple[float, ...] = (0.03, 0.1)  # plain networks: each seed at each rate, best by validation
     lr_halve_every: int = 30  # MDL reference schedule
