@@ -26,13 +26,18 @@ def keeps_global_rng(function):
     return wrapper
 
 
-def named_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``[("layer1", module), ...]`` from input to output, named as in :func:`categorize`."""
-    layers = [module for _, module in spike_slab_layers(model)]
+def checked_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """:func:`~ensemble_nets.layers.spike_slab_layers` of ``model``, or a clear error when it has none."""
+    layers = spike_slab_layers(model)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no spike-and-slab layers (parameters pi and xi); "
                          f"pass an ensemble such as en.EnsembleMLP or a model loaded with en.load_run")
-    return [(f"layer{i}", module) for i, module in enumerate(layers, start=1)]
+    return layers
+
+
+def named_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``[("layer1", module), ...]`` from input to output, named as in :func:`categorize`."""
+    return [(f"layer{i}", module) for i, (_, module) in enumerate(checked_layers(model), start=1)]
 
 
 def resolve_layer(model: nn.Module, layer: int | str) -> tuple[str, int]:
@@ -68,14 +73,11 @@ def logits_of(net: nn.Module, x: torch.Tensor, batch_size: int = 10_000) -> torc
 
 
 def draw_network(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
-    """One network drawn from q: ``model.sample_network(generator)`` when the model has that method,
-    else :func:`ensemble_nets.models.sample_network` (any model holding spike-and-slab layers, e.g. a CNN
-    or a model converted with ``en.to_ensemble``)."""
-    if hasattr(model, "sample_network"):
-        return model.sample_network(generator)
-    named_layers(model)  # a clear error when there is nothing to sample
+    """One network drawn from q (:func:`ensemble_nets.models.sample_network`): any model holding
+    spike-and-slab layers (an EnsembleMLP, a CNN, a model converted with ``en.to_ensemble``)."""
     from ensemble_nets.models.convert import sample_network
 
+    checked_layers(model)  # a clear error when there is nothing to sample
     return sample_network(model, generator)
 
 

@@ -44,6 +44,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ensemble_nets.analysis._common import checked_layers
 from ensemble_nets.analysis.tolerance import Tolerance
 from ensemble_nets.layers.spike_slab import spike_slab_layers
 
@@ -70,14 +71,6 @@ def connection_categories(pi: torch.Tensor, xi: torch.Tensor, *, tol: float | To
 
 
 # -- inactive inputs ------------------------------------------------------------------------------
-def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    layers = spike_slab_layers(model)
-    if not layers:
-        raise ValueError(f"{type(model).__name__} has no spike-and-slab layers (parameters pi and xi) to categorize; "
-                         f"pass an ensemble such as en.EnsembleMLP or a model loaded with en.load_run")
-    return layers
-
-
 def _input_batches(data, batch_size: int):
     """Training inputs from a tensor, an ensemble_nets Dataset, ``(x, y)``, or a DataLoader of such batches."""
     if hasattr(data, "x_train"):
@@ -132,7 +125,7 @@ def input_activity(model: nn.Module, data, *, batch_size: int = 10_000) -> dict[
         ``(n, C, H, W)`` for a CNN), an ensemble_nets Dataset (its training split),
         ``(x, y)``, or a DataLoader yielding ``x`` or ``(x, y)``.
     """
-    layers = _layers(model)
+    layers = checked_layers(model)
     work = copy.deepcopy(model).eval()
     work_layers = [layer for _, layer in spike_slab_layers(work)]
     for layer in work_layers:
@@ -242,7 +235,7 @@ def categorize(model: nn.Module, *, tol: float | Tolerance | dict = 0.0, data=No
         (see the module docstring) and the table gives fractions among active connections too.
     """
     bounds = Tolerance.of(tol)
-    layers = _layers(model)
+    layers = checked_layers(model)
     activity = input_activity(model, data, batch_size=batch_size) if data is not None else None
     labels, base_labels, active, rows = {}, {}, {}, []
     for index, (module_name, layer) in enumerate(layers, start=1):

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ensemble_nets.layers.spike_slab import spike_slab_layers
+from ensemble_nets.analysis._common import checked_layers
 
 __all__ = ["Tolerance", "choose_tolerance", "parameter_histograms"]
 
@@ -110,19 +110,11 @@ def choose_tolerance(model: nn.Module, *, prior_variance: float, max_pi: float =
         raise ValueError(f"max_pi must lie in (0, 0.5), got {max_pi}")
     if not max_xi_fraction > 0:
         raise ValueError(f"max_xi_fraction must be > 0, got {max_xi_fraction}")
-    layers = _layers(model)
+    layers = checked_layers(model)
     pi = torch.cat([layer.pi.detach().flatten() for _, layer in layers])
     xi = torch.cat([layer.xi.detach().flatten() for _, layer in layers])
     return Tolerance(pi_low=_gap_bound(pi, max_pi), pi_high=_gap_bound(1.0 - pi, max_pi),
                      xi=_gap_bound(xi, max_xi_fraction * prior_variance))
-
-
-def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    layers = spike_slab_layers(model)
-    if not layers:
-        raise ValueError(f"{type(model).__name__} has no spike-and-slab layers (parameters pi and xi); "
-                         f"pass an ensemble such as en.EnsembleMLP or a model loaded with en.load_run")
-    return layers
 
 
 @torch.no_grad()
@@ -137,7 +129,7 @@ def parameter_histograms(model: nn.Module, *, bins: int = 60, low: float = -8.0)
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
     rows = []
-    for index, (_, layer) in enumerate(_layers(model), start=1):
+    for index, (_, layer) in enumerate(checked_layers(model), start=1):
         pi, xi = layer.pi.detach().double().flatten().cpu(), layer.xi.detach().double().flatten().cpu()
         for quantity, values in (("pi", pi), ("1-pi", 1.0 - pi), ("xi", xi)):
             zero = int((values <= 0).sum())
