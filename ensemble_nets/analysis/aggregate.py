@@ -21,7 +21,8 @@ says nothing about other seeds. ``verdict`` reads the interval: ``holds``
 (low > 0), ``fails`` (high < 0) or ``unresolved`` (it contains 0).
 
 Category fractions are fixed numbers of each run (q is deterministic once
-trained), so their interval is over runs only. Runs must share one
+trained), so their interval is over runs only, cut to [0, 1] where the t
+interval of a few values near 0 or 1 would leave it. Runs must share one
 architecture: :func:`check_same_architecture` says which do not.
 """
 from __future__ import annotations
@@ -185,6 +186,8 @@ def _category_rows(categories, confidence: float) -> pd.DataFrame:
             if not len(values):
                 continue  # the inactive row has no fraction among active connections
             mean, low, high = _interval(values, confidence)
+            # a fraction lies in [0, 1]; the t interval of a few near-0 (or near-1) values can leave it
+            low, high = (max(low, 0.0), min(high, 1.0)) if not math.isnan(low) else (low, high)
             rows.append({"layer": layer, "category": category, "among": among, "n_runs": len(values),
                          "mean": mean, "low": low, "high": high})
     return pd.DataFrame(rows)

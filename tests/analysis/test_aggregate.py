@@ -80,3 +80,15 @@ def test_mixed_architectures_fail_clearly():
         perturbation_gaps(_curves([0.1]), fractions=[0.3])
     with pytest.raises(ValueError, match="controls"):
         perturbation_gaps(_curves([0.1]), pairs=[("delete_important", "delete_random")])
+
+
+def test_category_fraction_interval_stays_within_zero_and_one():
+    """Three runs with fractions 0.0, 0.0, 0.03: the t interval reaches below 0 and must be cut at 0."""
+    tables = {f"s{r}": pd.DataFrame({"layer": ["layer1"] * 2, "category": ["important", "variable"],
+                                     "count": [c, 100 - c], "fraction": [c / 100, 1 - c / 100]})
+              for r, c in enumerate((0, 0, 3))}
+    rows = summarize_runs(_curves([0.2, 0.4, 0.6]), tables,
+                          pairs=[("delete_important", "delete_variable_matched")]).categories.set_index("category")
+    important, variable = rows.loc["important"], rows.loc["variable"]
+    assert important["mean"] == pytest.approx(0.01) and important["low"] == 0.0 and 0.01 < important["high"] < 1
+    assert variable["high"] == 1.0 and variable["low"] < 0.99
