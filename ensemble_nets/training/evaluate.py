@@ -27,12 +27,13 @@ __all__ = ["accuracy", "evaluate"]
 
 def _batches(x, y, batch_size: int, device=None, dtype=None):
     """``(inputs, labels)`` batches of tensors ``(x, y)``, or of a DataLoader ``x`` (``y`` None) moved to
-    ``device`` (inputs cast to ``dtype``)."""
+    ``device`` (floating-point inputs cast to ``dtype``; integer inputs such as token ids kept)."""
     if isinstance(x, DataLoader):
         if y is not None:
             raise ValueError("pass y=None with a DataLoader: its batches carry the labels")
         for xb, yb in x:
-            yield xb.to(device, dtype, non_blocking=True), yb.to(device, non_blocking=True)
+            xb = xb.to(device, dtype if xb.is_floating_point() else None, non_blocking=True)
+            yield xb, yb.to(device, non_blocking=True)
         return
     for start in range(0, x.shape[0], batch_size):
         yield x[start:start + batch_size], y[start:start + batch_size]
@@ -45,15 +46,21 @@ def accuracy(net: nn.Module, x, y, batch_size: int = 10_000) -> tuple[float, flo
     :param x: ``(N, ...)`` inputs, or a ``DataLoader`` of ``(inputs, labels)`` batches (then ``y=None``;
         batches are moved to the device of ``net``'s parameters).
     """
-    param = next(net.parameters()) if isinstance(x, DataLoader) else None
+    return _accuracies([net], x, y, batch_size)[0]
+
+
+def _accuracies(nets: list[nn.Module], x, y, batch_size: int) -> list[tuple[float, float]]:
+    """:func:`accuracy` of several networks in one pass over the data (a DataLoader is read once)."""
+    param = next(nets[0].parameters()) if isinstance(x, DataLoader) else None
     device, dtype = (param.device, param.dtype) if param is not None else (None, None)
-    correct, loss, n = 0, 0.0, 0
+    correct, loss, n = [0] * len(nets), [0.0] * len(nets), 0
     for xb, yb in _batches(x, y, batch_size, device, dtype):
-        logits = net(xb)
-        correct += (logits.argmax(-1) == yb).sum().item()
-        loss += F.cross_entropy(logits, yb, reduction="sum").item()
+        for i, net in enumerate(nets):
+            logits = net(xb)
+            correct[i] += (logits.argmax(-1) == yb).sum().item()
+            loss[i] += F.cross_entropy(logits, yb, reduction="sum").item()
         n += yb.shape[0]
-    return correct / n, loss / n
+    return [(c / n, l / n) for c, l in zip(correct, loss)]
 
 
 @torch.no_grad()
@@ -83,18 +90,19 @@ def evaluate(model: nn.Module, x, y, *, n_networks: int = 10, seed: int = 0,
                 acc, loss = accuracy(model, x, y, batch_size)
                 return {"acc_mean_field": acc, "loss_mean_field": loss, "acc_mean": acc,
                         "acc_sampled_mean": acc, "acc_sampled_std": 0.0}
+            generator = torch.Generator(device=device).manual_seed(seed)
+            networks = [mean_network(model)] + [sample_network(model, generator) for _ in range(n_networks)]
             previous_modes = [layer.eval_mode for layer in layers]
             try:
                 for layer in layers:
                     layer.eval_mode = "mean_field"
                 model.eval()
-                acc_mf, loss_mf = accuracy(model, x, y, batch_size)
+                # one pass over the data for all 2 + n_networks networks (a DataLoader is read once)
+                (acc_mf, loss_mf), (acc_mean, _), *rest = _accuracies([model, *networks], x, y, batch_size)
             finally:
                 for layer, mode in zip(layers, previous_modes):
                     layer.eval_mode = mode
-            acc_mean, _ = accuracy(mean_network(model), x, y, batch_size)
-            generator = torch.Generator(device=device).manual_seed(seed)
-            sampled = [accuracy(sample_network(model, generator), x, y, batch_size)[0] for _ in range(n_networks)]
+            sampled = [acc for acc, _ in rest]
     finally:
         with torch.random.fork_rng(devices=devices):  # eval_mode="sample" layers draw when entering eval
             model.train(was_training)
