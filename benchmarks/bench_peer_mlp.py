@@ -162,11 +162,12 @@ def train_peer(data, *, seed: int, epochs: int, lr: float, batch_size: int, n_ne
 
 
 def train_ours(data_root: str, *, protocol: str, seed: int, n_networks: int, device: str, run_dir: Path,
-               epochs: int | None = None, progress: bool = True) -> dict:
+               epochs: int | None = None, batch_size: int | None = None, progress: bool = True) -> dict:
     """Train the preset ``protocol`` into ``run_dir`` (run_mnist.py's code path) and score its final q."""
     from ensemble_nets.protocols.mnist import train_run
 
-    train = {"seed": seed, "device": device, **({"epochs": epochs} if epochs is not None else {})}
+    train = {"seed": seed, "device": device, **({"epochs": epochs} if epochs is not None else {}),
+             **({"batch_size": batch_size} if batch_size is not None else {})}
     config = ExperimentConfig.from_preset(protocol, dataset="mnist5k", data_root=data_root, download=False,
                                           train=train)
     tick = time.perf_counter()
@@ -207,6 +208,12 @@ def summarize(per_seed: dict[int, dict]) -> dict:
     return out
 
 
+def _suffix(args: argparse.Namespace) -> str:
+    """Run-folder and table suffix naming the overrides of the preset: ``-e60``, ``-b200``."""
+    return (f"-e{args.epochs}" if args.epochs is not None else "") + (
+        f"-b{args.batch_size}" if args.batch_size is not None else "")
+
+
 def _uptime() -> str:
     import subprocess
 
@@ -224,6 +231,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n-networks", type=int, default=10, help="networks drawn from each q (>= 2)")
     p.add_argument("--protocol", default="ensemble-strong", choices=sorted(PRESETS), help="ours: the preset")
     p.add_argument("--epochs", type=int, default=None, help="ours: override the preset's epochs")
+    p.add_argument("--batch-size", type=int, default=None, help="ours: override the preset's batch size")
     p.add_argument("--runs-root", default=None, help="ours: keep run folders here (<root>/<protocol>-s<seed>)")
     p.add_argument("--peer-epochs", type=int, default=60)
     p.add_argument("--peer-lr", type=float, default=1e-3, help="peer: Adam learning rate")
@@ -239,7 +247,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--seeds must be distinct integers >= 0, got {args.seeds}")
     if args.n_networks < 2:
         p.error(f"--n-networks must be >= 2 to give a spread, got {args.n_networks}")
-    for name in ("peer_epochs", "peer_batch_size", "epochs", "n_train", "n_test", "threads"):
+    for name in ("peer_epochs", "peer_batch_size", "epochs", "batch_size", "n_train", "n_test", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -279,10 +287,12 @@ def main(argv=None) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             root = runs_root or Path(tmp)
             per_seed = {s: train_ours(args.data_root, protocol=args.protocol, seed=s, n_networks=args.n_networks,
-                                      device=args.device, run_dir=root / f"{args.protocol}-s{s}", epochs=args.epochs,
-                                      progress=args.progress) for s in args.seeds}
-        result["methods"][f"ensemble_nets {args.protocol}"] = {
-            "settings": {"protocol": args.protocol, "preset": PRESETS[args.protocol], "epochs": args.epochs},
+                                      device=args.device, run_dir=root / f"{args.protocol}{_suffix(args)}-s{s}",
+                                      epochs=args.epochs, batch_size=args.batch_size, progress=args.progress)
+                        for s in args.seeds}
+        result["methods"][f"ensemble_nets {args.protocol}{_suffix(args)}"] = {
+            "settings": {"protocol": args.protocol, "preset": PRESETS[args.protocol], "epochs": args.epochs,
+                         "batch_size": args.batch_size},
             "per_seed": per_seed, "summary": summarize(per_seed)}
     result["uptime_after"] = _uptime()
     for name, entry in result["methods"].items():

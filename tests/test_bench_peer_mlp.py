@@ -39,6 +39,7 @@ class _Fixed(nn.Module):
     (["--peer-lr", "0"], "--peer-lr must be a positive number"),
     (["--peer-lr", "nan"], "--peer-lr must be a positive number"),
     (["--peer-epochs", "0"], "--peer-epochs must be >= 1"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
     (["--methods", "ours", "--n-train", "100"], "--n-train / --n-test are for the peer only"),
     (["--methods", "both"], "invalid choice"),
     (["--protocol", "no-such-preset"], "invalid choice"),
@@ -101,10 +102,11 @@ def test_tiny_peer_run_writes_its_json(mnist_root, tmp_path):
 
 
 def test_tiny_run_of_ours_keeps_its_run_folder(mnist_root, tmp_path):
-    result = _bench().main(["--methods", "ours", "--epochs", "1", "--data-root", str(mnist_root), "--device", "cpu",
-                            "--no-progress", "--n-networks", "2", "--runs-root", str(tmp_path)])
-    entry = result["methods"]["ensemble_nets ensemble-strong"]["per_seed"][0]
-    assert (tmp_path / "ensemble-strong-s0" / "checkpoint.pt").is_file()
+    result = _bench().main(["--methods", "ours", "--epochs", "1", "--batch-size", "250", "--data-root", str(mnist_root),
+                            "--device", "cpu", "--no-progress", "--n-networks", "2", "--runs-root", str(tmp_path)])
+    entry = result["methods"]["ensemble_nets ensemble-strong-e1-b250"]["per_seed"][0]
+    config = json.loads((tmp_path / "ensemble-strong-e1-b250-s0" / "config.json").read_text())
+    assert config["train"]["batch_size"] == 250 and config["train"]["epochs"] == 1
     assert set(entry["categories"]["layer1"]) == {"important", "unimportant", "variable"}
     assert 0.5 < entry["sampled_mean"] <= 1 and 0.5 < entry["average"] <= 1
 
