@@ -14,18 +14,20 @@ The peer (``--methods peer``) is bayesian-torch's ``LinearReparameterization``
 trained on cross-entropy + KL / n_train (the ELBO per example) with Adam
 (``--peer-lr`` 1e-3, batch ``--peer-batch-size`` 100, ``--peer-epochs`` 60); a
 drawn network is W = mu + softplus(rho) eps per layer. Its K-network numbers
-are measured after every epoch too (the "best" columns pick an epoch on the
-test set and are shown for reference only; "final" is the honest number).
+are measured after every epoch too (the ``best_*`` entries pick an epoch on the
+test set and are for reference only; the final epoch's numbers are the honest ones).
 
 Ours (``--methods ours``) trains a preset of this library (``--protocol``,
 default ``ensemble-strong``) through ``experiments/run_mnist.py``'s code path
 (``protocols.mnist.train_run``: run folder, categories in its summary.json);
 with ``--runs-root`` the run folders are kept for ``experiments/analyze_run.py``.
+``--epochs`` and ``--batch-size`` override the preset. Results and their reading:
+docs/ensemble.md, "Against bayesian-torch's mean-field MLP".
 
     python benchmarks/bench_peer_mlp.py --data-root ../shared/data/mnist --methods peer --seeds 0 1 2 \\
         --json benchmarks/results/peer_mlp_bayesian_torch.json
     python benchmarks/bench_peer_mlp.py --data-root ../shared/data/mnist --methods ours --protocol ensemble-strong \\
-        --seeds 0 1 2 --runs-root runs --json benchmarks/results/peer_mlp_ensemble_peer.json
+        --seeds 0 1 2 --runs-root runs --json runs/peer_mlp_ensemble_strong.json
 
 bayesian-torch is an optional peer, installed WITHOUT its dependencies (its
 layers need only torch)::
