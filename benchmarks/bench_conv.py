@@ -46,7 +46,7 @@ Without it, ``--race`` runs the ensemble alone and says so.
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import statistics
 import time
 
@@ -55,7 +55,7 @@ import torch
 import ensemble_nets as en
 from ensemble_nets.models import CNN, EnsembleCNN
 from ensemble_nets.training.loop import train_epoch
-from ensemble_nets.training.optim import make_optimizer, resolve_device
+from ensemble_nets.training.optim import lr_at, make_optimizer, resolve_device
 
 
 def _uptime() -> str:
@@ -123,16 +123,23 @@ class _BayesCNN(torch.nn.Module):
         return _Drawn()
 
 
-def _bayes_models(device) -> dict[str, _BayesCNN]:
-    """The two bayesian-torch CNNs, seeded alike; empty (with a message) when bayesian-torch is missing."""
+def _have_bayesian_torch() -> bool:
+    """True when bayesian-torch's layers import; else False, printing how to install it."""
     try:
-        from bayesian_torch.layers import (
-            Conv2dFlipout, Conv2dReparameterization, LinearFlipout, LinearReparameterization,
-        )
+        import bayesian_torch.layers  # noqa: F401
     except ImportError as err:
         print(f"bayesian-torch is not importable ({err}); skipping the peer. Install it with "
               f"`pip install --no-deps bayesian-torch` (its layers need only torch)")
+        return False
+    return True
+
+
+def _bayes_models(device) -> dict[str, _BayesCNN]:
+    """The two bayesian-torch CNNs, seeded alike; empty (with a message) when bayesian-torch is missing."""
+    if not _have_bayesian_torch():
         return {}
+    from bayesian_torch.layers import Conv2dFlipout, Conv2dReparameterization, LinearFlipout, LinearReparameterization
+
     models = {}
     for name, conv, linear in (("bayesian-torch reparameterization", Conv2dReparameterization,
                                 LinearReparameterization),
@@ -142,13 +149,18 @@ def _bayes_models(device) -> dict[str, _BayesCNN]:
     return models
 
 
-def _bayes_epoch(model, optimizer, x, y, batch_size, generator) -> None:
+def _bayes_epoch(model, optimizer, x, y, batch_size, generator, n_train=None) -> None:
+    """One pass over ``(x, y)`` in a fresh random order: cross-entropy + KL / n_train, Adam.
+
+    ``n_train`` (default ``len(x)``) is the size of the whole training set, for a pass over part of it.
+    """
     model.train()
+    n_train = x.shape[0] if n_train is None else n_train
     order = torch.randperm(x.shape[0], generator=generator).to(x.device)
     x, y = x[order], y[order]
     for start in range(0, x.shape[0], batch_size):
         logits, kl = model(x[start:start + batch_size])
-        loss = torch.nn.functional.cross_entropy(logits, y[start:start + batch_size]) + kl / x.shape[0]
+        loss = torch.nn.functional.cross_entropy(logits, y[start:start + batch_size]) + kl / n_train
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -164,61 +176,155 @@ def _accuracy(net, x, y, batch_size=1000) -> float:
 
 #: ``--methods`` of the race, in the order they take turns.
 RACE_METHODS = ("ensemble", "reparameterization", "flipout")
+#: Display names of the race methods.
+RACE_NAMES = {"ensemble": "spike-and-slab ensemble", "reparameterization": "bayesian-torch reparameterization",
+              "flipout": "bayesian-torch flipout"}
+#: Each method's training settings before tuning: Adam rate, batch size, rate halved every so many
+#: epochs (0: constant). The ensemble: the ``cnn`` preset; bayesian-torch: its usual Adam 1e-3, constant.
+DEFAULT_SETTINGS = {
+    "ensemble": {"lr": 0.03, "batch_size": 100, "halve_every": 5},
+    "reparameterization": {"lr": 1e-3, "batch_size": 100, "halve_every": 0},
+    "flipout": {"lr": 1e-3, "batch_size": 100, "halve_every": 0},
+}
+#: ``--tune``: the same budget for every method, 3 rates x 3 batch sizes around its default.
+TUNE_GRID = {
+    "ensemble": {"lr": (0.01, 0.03, 0.1), "batch_size": (50, 100, 200)},
+    "reparameterization": {"lr": (1e-3, 3e-3, 1e-2), "batch_size": (50, 100, 200)},
+    "flipout": {"lr": (1e-3, 3e-3, 1e-2), "batch_size": (50, 100, 200)},
+}
+#: ``--settings tuned``: each method's fastest grid point of ``--tune`` (see docs/architectures.md).
+TUNED_SETTINGS = DEFAULT_SETTINGS  # replaced below once measured
 
 
-def race(args, device, data) -> dict:
-    """Time to ``args.target`` test accuracy of one sampled network, per method (see the module docstring)."""
+def _parse_overrides(pairs, cast, option: str) -> dict:
+    """``["ensemble=0.1", ...]`` -> ``{"ensemble": 0.1}``, with a clear error for anything else."""
+    out = {}
+    for pair in pairs or ():
+        method, _, value = pair.partition("=")
+        if method not in RACE_METHODS or not value:
+            raise SystemExit(f"{option} takes METHOD=VALUE with METHOD one of {RACE_METHODS}, got {pair!r}")
+        try:
+            out[method] = cast(value)
+        except ValueError:
+            raise SystemExit(f"{option} {pair!r}: {value!r} is not a {cast.__name__}") from None
+    return out
+
+
+def _race_entry(kind: str, settings: dict, device, x, y, seed: int):
+    """``(train(x_part, y_part, epoch, generator), draw(generator))`` for one method, its model seeded by ``seed``."""
+    torch.manual_seed(seed)
+    lr, batch_size, halve_every = settings["lr"], settings["batch_size"], settings["halve_every"]
+    if kind == "ensemble":
+        model = EnsembleCNN().to(device)
+        optimizer = make_optimizer(model, lr=lr)
+
+        def draw(g, m=model):
+            return en.sample_network(m, g)
+    else:
+        from bayesian_torch.layers import (
+            Conv2dFlipout, Conv2dReparameterization, LinearFlipout, LinearReparameterization,
+        )
+
+        layers = {"reparameterization": (Conv2dReparameterization, LinearReparameterization),
+                  "flipout": (Conv2dFlipout, LinearFlipout)}[kind]
+        model = _BayesCNN(*layers).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        draw = model.sample_network
+
+    def train(x_part, y_part, epoch, g, m=model, o=optimizer):
+        for group in o.param_groups:
+            group["lr"] = lr_at(epoch, lr, halve_every)
+        if kind == "ensemble":
+            train_epoch(m, o, x_part, y_part, batch_size, g)
+        else:
+            _bayes_epoch(m, o, x_part, y_part, batch_size, g, n_train=x.shape[0])
+
+    return train, draw
+
+
+def race(args, device, data, entries: dict[str, tuple[str, dict]] | None = None, prune: bool = False) -> dict:
+    """Time to ``args.target`` test accuracy of one sampled network, per entry (see the module docstring).
+
+    :param entries: ``{label: (method, settings)}``; default: ``args.methods`` with their settings.
+    :param prune: stop an entry once its training time exceeds the best time to target of its method
+        so far (it cannot be that method's fastest); for ``--tune``.
+    """
     x, y = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
-    methods = {}
-    torch.manual_seed(0)
-    ensemble = EnsembleCNN().to(device)
-    optimizer = make_optimizer(ensemble, lr=args.ensemble_lr)
-    methods["spike-and-slab ensemble"] = (
-        lambda epoch, g, m=ensemble, o=optimizer: (
-            [group.__setitem__("lr", args.ensemble_lr * 0.5 ** (epoch // 5)) for group in o.param_groups],
-            train_epoch(m, o, x, y, args.batch_size, g)),
-        lambda g, m=ensemble: en.sample_network(m, g))
-    if "ensemble" not in args.methods:
-        methods.clear()
-    peers = [m for m in args.methods if m != "ensemble"]
-    for name, model in (_bayes_models(device) if peers else {}).items():
-        if name.rsplit(" ", 1)[-1] not in peers:
-            continue
-        opt = torch.optim.Adam(model.parameters(), lr=args.peer_lr)
-        methods[name] = (lambda epoch, g, m=model, o=opt: _bayes_epoch(m, o, x, y, args.batch_size, g),
-                         lambda g, m=model: m.sample_network(g))
-    log = {name: {"epoch_seconds": [], "accuracy": [], "reached_at_epoch": None, "seconds_to_target": None}
-           for name in methods}
-    generators = {name: torch.Generator().manual_seed(0) for name in methods}
+    if entries is None:
+        entries = {RACE_NAMES[kind]: (kind, args.settings_of[kind]) for kind in RACE_METHODS if kind in args.methods}
+    if any(kind != "ensemble" for kind, _ in entries.values()) and not _have_bayesian_torch():
+        entries = {label: e for label, e in entries.items() if e[0] == "ensemble"}
+    runners = {label: _race_entry(kind, settings, device, x, y, args.seed) for label, (kind, settings) in entries.items()}
+    k = args.evals_per_epoch
+    log = {label: {"method": kind, **settings, "seconds": [], "epochs": [], "accuracy": [], "reached_at_epoch": None,
+                   "seconds_to_target": None, "stopped": None}
+           for label, (kind, settings) in entries.items()}
+    generators = {label: torch.Generator().manual_seed(args.seed) for label in entries}
+    best = {}  # method -> fastest seconds to target so far
     for epoch in range(args.max_epochs):
-        for name, (train, draw) in methods.items():
-            entry = log[name]
-            if entry["reached_at_epoch"] is not None:
-                continue
-            _sync(device)
-            tick = time.perf_counter()
-            train(epoch, generators[name])
-            _sync(device)
-            entry["epoch_seconds"].append(time.perf_counter() - tick)
-            acc = _accuracy(draw(torch.Generator().manual_seed(1000 + epoch)), x_test, y_test)
-            entry["accuracy"].append(acc)
-            if acc >= args.target:
-                entry["reached_at_epoch"] = epoch + 1
-                entry["seconds_to_target"] = sum(entry["epoch_seconds"])
-            print(f"epoch {epoch + 1:>2}  {name:<36} {entry['epoch_seconds'][-1]:7.2f} s  one sampled network "
-                  f"{acc:.4f}", flush=True)
-        if all(entry["reached_at_epoch"] is not None for entry in log.values()):
+        orders = {label: torch.randperm(x.shape[0], generator=generators[label]).to(x.device) for label in entries}
+        for part in range(k):
+            for label, (train, draw) in runners.items():
+                entry = log[label]
+                if entry["reached_at_epoch"] is not None or entry["stopped"]:
+                    continue
+                index = orders[label].tensor_split(k)[part]  # this part of the epoch's fresh order
+                _sync(device)
+                tick = time.perf_counter()
+                train(x[index], y[index], epoch, generators[label])
+                _sync(device)
+                entry["seconds"].append(time.perf_counter() - tick)
+                at = epoch + (part + 1) / k
+                acc = _accuracy(draw(torch.Generator().manual_seed(1000 * args.seed + len(entry["accuracy"]))),
+                                x_test, y_test)
+                entry["epochs"].append(round(at, 4))
+                entry["accuracy"].append(acc)
+                spent = sum(entry["seconds"])
+                if acc >= args.target:
+                    entry["reached_at_epoch"], entry["seconds_to_target"] = round(at, 4), spent
+                    best[entry["method"]] = min(spent, best.get(entry["method"], math.inf))
+                elif prune and spent > best.get(entry["method"], math.inf):
+                    entry["stopped"] = f"slower than the best {entry['method']} entry at epoch {at:g}"
+                if args.verbose or not prune:
+                    print(f"epoch {at:5.2f}  {label:<44} {entry['seconds'][-1]:7.2f} s  one sampled network "
+                          f"{acc:.4f}", flush=True)
+        if all(e["reached_at_epoch"] is not None or e["stopped"] for e in log.values()):
             break
-    print(f"\ntime to {args.target:.0%} test accuracy of one sampled network ({x.shape[0]} images, "
-          f"{torch.get_num_threads()} threads):")
-    for name, entry in log.items():
-        reached = (f"{entry['seconds_to_target']:7.1f} s (epoch {entry['reached_at_epoch']})"
-                   if entry["reached_at_epoch"] else f"not within {len(entry['epoch_seconds'])} epochs")
-        print(f"  {name:<36} median epoch {statistics.median(entry['epoch_seconds']):6.2f} s, {reached}")
+    for entry in log.values():
+        per_epoch = [sum(entry["seconds"][i:i + k]) for i in range(0, len(entry["seconds"]) - k + 1, k)]
+        entry["median_epoch_seconds"] = statistics.median(per_epoch) if per_epoch else None
+    print(f"\ntime to {args.target:.0%} test accuracy of one sampled network ({x.shape[0]} training images, "
+          f"{x_test.shape[0]} test images, {k} evaluations per epoch, {torch.get_num_threads()} threads, "
+          f"seed {args.seed}):")
+    for label, entry in log.items():
+        reached = (f"{entry['seconds_to_target']:7.1f} s (epoch {entry['reached_at_epoch']:g})"
+                   if entry["reached_at_epoch"] else
+                   f"stopped ({entry['stopped']})" if entry["stopped"] else
+                   f"not within {len(entry['seconds']) / k:g} epochs (best {max(entry['accuracy']):.4f})")
+        epoch_s = entry["median_epoch_seconds"]
+        print(f"  {label:<44} median epoch {epoch_s if epoch_s is not None else math.nan:6.2f} s, {reached}")
     return {"mode": "race", "device": str(device), "threads": torch.get_num_threads(), "n_train": x.shape[0],
-            "n_test": x_test.shape[0], "batch_size": args.batch_size, "target": args.target,
-            "max_epochs": args.max_epochs, "ensemble_lr": args.ensemble_lr, "peer_lr": args.peer_lr, "torch": torch.__version__, "methods": log}
+            "n_test": x_test.shape[0], "target": args.target, "max_epochs": args.max_epochs,
+            "evals_per_epoch": k, "seed": args.seed, "torch": torch.__version__, "methods": log}
+
+
+def tune(args, device, data) -> dict:
+    """Every method on its own :data:`TUNE_GRID` (rate x batch size), interleaved, pruned; the fastest of each."""
+    entries = {f"{kind} lr={lr:g} batch={batch}": (kind, {**DEFAULT_SETTINGS[kind], "lr": lr, "batch_size": batch})
+               for kind in RACE_METHODS if kind in args.methods
+               for lr in TUNE_GRID[kind]["lr"] for batch in TUNE_GRID[kind]["batch_size"]}
+    result = race(args, device, data, entries, prune=True)
+    fastest = {}
+    for label, entry in result["methods"].items():
+        if entry["seconds_to_target"] is not None and (
+                entry["method"] not in fastest or
+                entry["seconds_to_target"] < result["methods"][fastest[entry["method"]]]["seconds_to_target"]):
+            fastest[entry["method"]] = label
+    print("\nfastest setting of each method:")
+    for kind, label in fastest.items():
+        print(f"  {label:<44} {result['methods'][label]['seconds_to_target']:.1f} s")
+    return {**result, "mode": "tune", "grid": {k: TUNE_GRID[k] for k in args.methods}, "fastest": fastest}
 
 
 def main(argv=None) -> dict:
@@ -232,20 +338,34 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
     p.add_argument("--json", help="also write every timing to this file")
     p.add_argument("--race", action="store_true", help="time to --target accuracy against bayesian-torch")
+    p.add_argument("--tune", action="store_true",
+                   help="--race on every method's grid of rates x batch sizes (TUNE_GRID); report the fastest")
     p.add_argument("--target", type=float, default=0.97, help="--race: test accuracy of one sampled network")
     p.add_argument("--max-epochs", type=int, default=10, help="--race: epochs per method at most")
-    p.add_argument("--ensemble-lr", type=float, default=0.03, help="--race: the ensemble's Adam rate (preset: 0.03)")
-    p.add_argument("--peer-lr", type=float, default=1e-3, help="--race: Adam rate of the bayesian-torch CNNs")
+    p.add_argument("--evals-per-epoch", type=int, default=2,
+                   help="--race: draw and score one network this many times per epoch (every method alike)")
+    p.add_argument("--settings", choices=("default", "tuned"), default="tuned",
+                   help="--race: each method's rate and batch size (DEFAULT_SETTINGS or TUNED_SETTINGS)")
+    p.add_argument("--lr", nargs="+", metavar="METHOD=LR", help="--race: override a method's Adam rate")
+    p.add_argument("--batch", nargs="+", metavar="METHOD=SIZE", help="--race: override a method's batch size")
+    p.add_argument("--seed", type=int, default=0, help="--race: seed of inits, data orders and draws")
     p.add_argument("--methods", nargs="+", choices=RACE_METHODS, default=list(RACE_METHODS),
                    help="--race: which methods run (default: all three)")
+    p.add_argument("--verbose", action="store_true", help="--tune: print every evaluation")
     args = p.parse_args(argv)
+    if args.evals_per_epoch < 1:
+        raise SystemExit(f"--evals-per-epoch must be >= 1, got {args.evals_per_epoch}")
+    base = TUNED_SETTINGS if args.settings == "tuned" else DEFAULT_SETTINGS
+    lrs, batches = _parse_overrides(args.lr, float, "--lr"), _parse_overrides(args.batch, int, "--batch")
+    args.settings_of = {kind: {**base[kind], **({"lr": lrs[kind]} if kind in lrs else {}),
+                               **({"batch_size": batches[kind]} if kind in batches else {})} for kind in RACE_METHODS}
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     data = en.load_dataset("mnist5k", args.data_root, download=False, shape="image")
     data = data.subset(n_train=args.n_train, n_test=args.n_test)
-    if args.race:
-        result = race(args, device, data)
+    if args.race or args.tune:
+        result = tune(args, device, data) if args.tune else race(args, device, data)
         if args.json:
             from ensemble_nets.training.runs import write_json
 

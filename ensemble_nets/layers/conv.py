@@ -34,7 +34,8 @@ and var_w / fan_in::
 
 and autograd carries dL/dmu_s, dL/dvar_s back to pi, m, xi through the small
 weight tensors. The forward keeps only x, x^2, the weights and
-eps / (2 Delta) for the backward (autograd would keep eps, Delta and the sums).
+eps / Delta for the backward (autograd would keep eps, Delta and the sums); the floor
+enters as the variance convolution's bias.
 
 To add a dimension: subclass :class:`SpikeSlabConvNd` binding ``_n_dims``,
 ``_conv`` (the ``torch.nn.functional`` convolution) and ``_plain_type``.
@@ -82,21 +83,22 @@ class _ConvMeanFieldFunction(torch.autograd.Function):
     def forward(ctx, x, mu_s, var_s, eps, floor_s, conv, stride, padding, dilation, groups):
         x2 = x.square()
         h = conv(x, mu_s, None, stride, padding, dilation, groups)  # (N, C_out, *out): the mean, then h in place
-        delta = conv(x2, var_s, None, stride, padding, dilation, groups).add_(floor_s).sqrt_()  # Delta
+        floor = var_s.new_full((var_s.shape[0],), floor_s)  # the floor as the conv's bias: no extra pass
+        delta = conv(x2, var_s, floor, stride, padding, dilation, groups).sqrt_()  # Delta = sqrt(S)
         eps = torch.randn_like(h) if eps is None else eps.clone()
         h.addcmul_(delta, eps)  # mean + Delta eps
-        half_eps_over_delta = eps.div_(delta.mul_(2.0))  # eps / (2 Delta) = dh/dS, reusing eps's memory
-        ctx.save_for_backward(x, x2, mu_s, var_s, half_eps_over_delta)
+        eps_over_delta = eps.div_(delta)  # 2 dh/dS, in eps's memory (the 1/2 is applied in backward)
+        ctx.save_for_backward(x, x2, mu_s, var_s, eps_over_delta)
         ctx.conv_args = (stride, padding, dilation, groups)
         return h
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h):
-        x, x2, mu_s, var_s, half_eps_over_delta = ctx.saved_tensors
+        x, x2, mu_s, var_s, eps_over_delta = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv_args
         need_x, need_mu, need_var = ctx.needs_input_grad[:3]
-        grad_s = grad_h * half_eps_over_delta  # (N, C_out, *out): dL/dS
+        grad_s2 = grad_h * eps_over_delta  # (N, C_out, *out): 2 dL/dS
         zeros = [0] * len(stride)
 
         def conv_backward(grad, inp, weight, need_input, need_weight):
@@ -104,8 +106,9 @@ class _ConvMeanFieldFunction(torch.autograd.Function):
                                                        zeros, groups, [need_input, need_weight, False])[:2]
 
         grad_x_mean, grad_mu = conv_backward(grad_h, x, mu_s, need_x, need_mu)
-        grad_x2, grad_var = conv_backward(grad_s, x2, var_s, need_x, need_var)
-        grad_x = grad_x_mean.addcmul_(x, grad_x2, value=2.0) if need_x else None  # d(x^2)/dx = 2x
+        grad_x2, grad_var = conv_backward(grad_s2, x2, var_s, need_x, need_var)  # both twice the true value
+        grad_x = grad_x_mean.add_(x * grad_x2) if need_x else None  # d(x^2)/dx = 2x, times (2 dL/dx^2) / 2
+        grad_var = grad_var.mul_(0.5) if need_var else None
         return grad_x, grad_mu, grad_var, None, None, None, None, None, None, None
 
 
