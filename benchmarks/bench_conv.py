@@ -230,7 +230,7 @@ def _parse_overrides(pairs, cast, option: str) -> dict:
 
 
 def _race_entry(kind: str, settings: dict, device, x, y, seed: int):
-    """``(train(x_part, y_part, epoch, generator), draw(generator))`` for one method, its model seeded by ``seed``."""
+    """``(train(x_part, y_part, epoch, generator), draw(generator), model)`` for one method, seeded by ``seed``."""
     torch.manual_seed(seed)
     lr, batch_size, halve_every = settings["lr"], settings["batch_size"], settings["halve_every"]
     if kind == "ensemble":
@@ -258,7 +258,7 @@ def _race_entry(kind: str, settings: dict, device, x, y, seed: int):
         else:
             _bayes_epoch(m, o, x_part, y_part, batch_size, g, n_train=x.shape[0])
 
-    return train, draw
+    return train, draw, model
 
 
 def race(args, device, data, entries: dict[str, tuple[str, dict]] | None = None, prune: bool = False) -> dict:
@@ -274,7 +274,8 @@ def race(args, device, data, entries: dict[str, tuple[str, dict]] | None = None,
         entries = {RACE_NAMES[kind]: (kind, args.settings_of[kind]) for kind in RACE_METHODS if kind in args.methods}
     if any(kind != "ensemble" for kind, _ in entries.values()) and not _have_bayesian_torch():
         entries = {label: e for label, e in entries.items() if e[0] == "ensemble"}
-    runners = {label: _race_entry(kind, settings, device, x, y, args.seed) for label, (kind, settings) in entries.items()}
+    runners = {label: _race_entry(kind, settings, device, x, y, args.seed)[:2]
+               for label, (kind, settings) in entries.items()}
     k = args.evals_per_epoch
     log = {label: {"method": kind, **settings, "seconds": [], "epochs": [], "accuracy": [], "reached_at_epoch": None,
                    "seconds_to_target": None, "stopped": None}
@@ -365,6 +366,37 @@ def tune(args, device, data) -> dict:
     return {**result, "mode": "tune", "grid": {k: TUNE_GRID[k] for k in args.methods}, "fastest": fastest}
 
 
+def sampled_gap(args, device, data) -> dict:
+    """The ensemble alone, at its race settings: after each epoch, the mean network, the mean-field
+    pass and ``--draws`` sampled networks scored on the test set, and the mean pi.
+
+    Says how far ONE sampled network (what the race scores) trails the ensemble's mean network.
+    """
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    settings = args.settings_of["ensemble"]
+    train, _, model_of = _race_entry("ensemble", settings, device, x, y, args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    rows = []
+    for epoch in range(args.max_epochs):
+        train(x, y, epoch, generator)
+        sampled = [_accuracy(en.sample_network(model_of, torch.Generator().manual_seed(1000 * args.seed + i)),
+                             x_test, y_test) for i in range(args.draws)]
+        model_of.eval_mode = "mean_field"
+        torch.manual_seed(args.seed)
+        row = {"epoch": epoch + 1, "mean_network": _accuracy(en.mean_network(model_of), x_test, y_test),
+               "mean_field": _accuracy(model_of, x_test, y_test), "sampled": sampled,
+               "sampled_mean": statistics.mean(sampled),
+               "sampled_sd": statistics.stdev(sampled) if len(sampled) > 1 else 0.0,
+               "pi_mean": float(torch.cat([layer.pi.detach().flatten() for layer in model_of.weight_layers]).mean())}
+        rows.append(row)
+        print(f"epoch {row['epoch']:>2}  mean network {row['mean_network']:.4f}  mean-field {row['mean_field']:.4f}  "
+              f"sampled {row['sampled_mean']:.4f} +- {row['sampled_sd']:.4f} ({args.draws} draws)  "
+              f"mean pi {row['pi_mean']:.3f}", flush=True)
+    return {"mode": "sampled_gap", "device": str(device), "threads": torch.get_num_threads(), "seed": args.seed,
+            "settings": settings, "n_train": x.shape[0], "n_test": x_test.shape[0], "epochs": rows}
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default="../shared/data/mnist", help="MNIST IDX folder (only the test set is read)")
@@ -392,6 +424,9 @@ def main(argv=None) -> dict:
     p.add_argument("--tune-thresholds", nargs="*", type=float, default=[0.95, 0.96],
                    help="--tune: also report each method's fastest setting to these accuracies")
     p.add_argument("--verbose", action="store_true", help="--tune: print every evaluation")
+    p.add_argument("--sampled-gap", action="store_true",
+                   help="the ensemble alone: mean network, mean-field pass and --draws sampled networks per epoch")
+    p.add_argument("--draws", type=int, default=5, help="--sampled-gap: sampled networks scored per epoch")
     args = p.parse_args(argv)
     if args.evals_per_epoch < 1:
         raise SystemExit(f"--evals-per-epoch must be >= 1, got {args.evals_per_epoch}")
@@ -404,8 +439,9 @@ def main(argv=None) -> dict:
     device = resolve_device(args.device)
     data = en.load_dataset("mnist5k", args.data_root, download=False, shape="image")
     data = data.subset(n_train=args.n_train, n_test=args.n_test)
-    if args.race or args.tune:
-        result = tune(args, device, data) if args.tune else race(args, device, data)
+    if args.race or args.tune or args.sampled_gap:
+        result = (tune(args, device, data) if args.tune else sampled_gap(args, device, data) if args.sampled_gap
+                  else race(args, device, data))
         if args.json:
             from ensemble_nets.training.runs import write_json
 

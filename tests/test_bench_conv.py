@@ -76,3 +76,11 @@ def test_tune_runs_each_grid_point_and_names_the_fastest(mnist_root, monkeypatch
         entry["seconds_to_target"] for entry in result["methods"].values())
     assert set(result["fastest"]) == {"0", "0.95", "0.96"}  # the target and the default --tune-thresholds
     assert result["fastest"]["0.95"] == {} or set(result["fastest"]["0.95"]) == {"ensemble"}
+
+
+def test_sampled_gap_scores_mean_mean_field_and_sampled_networks(mnist_root):
+    result = _bench().main([*TINY, "--sampled-gap", "--draws", "2", "--data-root", str(mnist_root)])
+    (row,) = result["epochs"]
+    assert row["epoch"] == 1 and len(row["sampled"]) == 2
+    assert all(0.0 <= row[k] <= 1.0 for k in ("mean_network", "mean_field", "sampled_mean", "pi_mean"))
+    assert row["sampled_mean"] == sum(row["sampled"]) / 2
