@@ -383,9 +383,12 @@ def sampled_gap(args, device, data) -> dict:
         sampled = [_accuracy(en.sample_network(model_of, torch.Generator().manual_seed(1000 * args.seed + i)),
                              x_test, y_test) for i in range(args.draws)]
         model_of.eval_mode = "mean_field"
-        torch.manual_seed(args.seed)
+        # the pass's noise must not move (or reseed) training's random stream
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(args.seed)
+            mean_field = _accuracy(model_of, x_test, y_test)
         row = {"epoch": epoch + 1, "mean_network": _accuracy(en.mean_network(model_of), x_test, y_test),
-               "mean_field": _accuracy(model_of, x_test, y_test), "sampled": sampled,
+               "mean_field": mean_field, "sampled": sampled,
                "sampled_mean": statistics.mean(sampled),
                "sampled_sd": statistics.stdev(sampled) if len(sampled) > 1 else 0.0,
                "pi_mean": float(torch.cat([layer.pi.detach().flatten() for layer in model_of.weight_layers]).mean())}
