@@ -21,19 +21,29 @@ The issue's target: ensemble epoch <= 2.5x the plain CNN's.
 
 ``--race``: time to 97% test accuracy of ONE sampled network, side by side
 with bayesian-torch's mean-field Gaussian layers on the same CNN (same
-geometry, no biases, same data, batch 100): ``Conv2dReparameterization`` +
+geometry, no biases, same data): ``Conv2dReparameterization`` +
 ``LinearReparameterization`` and ``Conv2dFlipout`` + ``LinearFlipout``
-(loss: cross-entropy + KL / n_train, Adam lr 1e-3 (``--peer-lr``), their
-defaults otherwise). One epoch of each method in turn (interleaved, so load from other
-jobs falls on all alike); after each epoch ONE network is drawn from each
-method's q (ensemble: ``en.sample_network``; bayesian-torch: W = mu +
-softplus(rho) eps, the same draw for every test batch) and scored on the
-official 10,000-image test set. A method stops once it reaches the target;
-the time is training time only (evaluation excluded), summed over epochs.
-The ensemble trains as the ``cnn`` preset does (Adam lr 0.03 with the
-projection, decoupled decay 1e-4, the rate halved every 5 epochs).
+(loss: cross-entropy + KL / n_train, Adam, their defaults otherwise). Each
+method trains with its own settings (Adam rate, batch size, schedule):
+``--settings tuned`` (default) takes :data:`TUNED_SETTINGS`, each method's
+fastest point of the same 3 x 3 grid (``--tune``); ``--settings default``
+the untuned ones (ensemble: the ``cnn`` preset, Adam 0.03 with the
+projection and decoupled decay 1e-4, halved every 5 epochs, batch 100;
+bayesian-torch: Adam 1e-3, batch 100); ``--lr``/``--batch`` override one
+method. The methods take turns by part-epochs (``--evals-per-epoch``, 2 by
+default: interleaved, so load from other jobs falls on all alike); after
+each part ONE network is drawn from each method's q (ensemble:
+``en.sample_network``; bayesian-torch: W = mu + softplus(rho) eps, the same
+draw for every test batch) and scored on the official 10,000-image test
+set. A method stops once it reaches the target; the time is training time
+only (evaluation excluded), summed over parts.
 
-    python benchmarks/bench_conv.py --race --max-epochs 10 --json benchmarks/results/conv_race_cpu.json
+    python benchmarks/bench_conv.py --race --threads 1 --seed 1 --json benchmarks/results/conv_race_cpu_tuned_s1.json
+
+``--tune``: every grid point of every method (:data:`TUNE_GRID`) races at
+once, interleaved; an entry stops once its training time exceeds the best
+time to target of its own method so far. Run it on the first half of the
+test set (``--n-test 5000``) with another seed than the races it tunes.
 
 bayesian-torch is an optional peer, installed WITHOUT its dependencies (its
 layers need only torch; with dependencies pip pulls torchvision and a CUDA
@@ -46,7 +56,7 @@ Without it, ``--race`` runs the ensemble alone and says so.
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import statistics
 import time
 
@@ -55,7 +65,7 @@ import torch
 import ensemble_nets as en
 from ensemble_nets.models import CNN, EnsembleCNN
 from ensemble_nets.training.loop import train_epoch
-from ensemble_nets.training.optim import make_optimizer, resolve_device
+from ensemble_nets.training.optim import lr_at, make_optimizer, resolve_device
 
 
 def _uptime() -> str:
@@ -123,16 +133,23 @@ class _BayesCNN(torch.nn.Module):
         return _Drawn()
 
 
-def _bayes_models(device) -> dict[str, _BayesCNN]:
-    """The two bayesian-torch CNNs, seeded alike; empty (with a message) when bayesian-torch is missing."""
+def _have_bayesian_torch() -> bool:
+    """True when bayesian-torch's layers import; else False, printing how to install it."""
     try:
-        from bayesian_torch.layers import (
-            Conv2dFlipout, Conv2dReparameterization, LinearFlipout, LinearReparameterization,
-        )
+        import bayesian_torch.layers  # noqa: F401
     except ImportError as err:
         print(f"bayesian-torch is not importable ({err}); skipping the peer. Install it with "
               f"`pip install --no-deps bayesian-torch` (its layers need only torch)")
+        return False
+    return True
+
+
+def _bayes_models(device) -> dict[str, _BayesCNN]:
+    """The two bayesian-torch CNNs, seeded alike; empty (with a message) when bayesian-torch is missing."""
+    if not _have_bayesian_torch():
         return {}
+    from bayesian_torch.layers import Conv2dFlipout, Conv2dReparameterization, LinearFlipout, LinearReparameterization
+
     models = {}
     for name, conv, linear in (("bayesian-torch reparameterization", Conv2dReparameterization,
                                 LinearReparameterization),
@@ -142,13 +159,18 @@ def _bayes_models(device) -> dict[str, _BayesCNN]:
     return models
 
 
-def _bayes_epoch(model, optimizer, x, y, batch_size, generator) -> None:
+def _bayes_epoch(model, optimizer, x, y, batch_size, generator, n_train=None) -> None:
+    """One pass over ``(x, y)`` in a fresh random order: cross-entropy + KL / n_train, Adam.
+
+    ``n_train`` (default ``len(x)``) is the size of the whole training set, for a pass over part of it.
+    """
     model.train()
+    n_train = x.shape[0] if n_train is None else n_train
     order = torch.randperm(x.shape[0], generator=generator).to(x.device)
     x, y = x[order], y[order]
     for start in range(0, x.shape[0], batch_size):
         logits, kl = model(x[start:start + batch_size])
-        loss = torch.nn.functional.cross_entropy(logits, y[start:start + batch_size]) + kl / x.shape[0]
+        loss = torch.nn.functional.cross_entropy(logits, y[start:start + batch_size]) + kl / n_train
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -164,61 +186,218 @@ def _accuracy(net, x, y, batch_size=1000) -> float:
 
 #: ``--methods`` of the race, in the order they take turns.
 RACE_METHODS = ("ensemble", "reparameterization", "flipout")
+#: Display names of the race methods.
+RACE_NAMES = {"ensemble": "spike-and-slab ensemble", "reparameterization": "bayesian-torch reparameterization",
+              "flipout": "bayesian-torch flipout"}
+#: Each method's training settings before tuning: Adam rate, batch size, rate halved every so many
+#: epochs (0: constant). The ensemble: the ``cnn`` preset; bayesian-torch: its usual Adam 1e-3, constant.
+DEFAULT_SETTINGS = {
+    "ensemble": {"lr": 0.03, "batch_size": 100, "halve_every": 5},
+    "reparameterization": {"lr": 1e-3, "batch_size": 100, "halve_every": 0},
+    "flipout": {"lr": 1e-3, "batch_size": 100, "halve_every": 0},
+}
+#: ``--tune``: the same budget for every method, 3 rates x 3 batch sizes around its default.
+TUNE_GRID = {
+    "ensemble": {"lr": (0.01, 0.03, 0.1), "batch_size": (50, 100, 200)},
+    "reparameterization": {"lr": (1e-3, 3e-3, 1e-2), "batch_size": (50, 100, 200)},
+    "flipout": {"lr": (1e-3, 3e-3, 1e-2), "batch_size": (50, 100, 200)},
+}
+#: ``--settings tuned``: each method's fastest grid point of ``--tune`` (see docs/architectures.md).
+#: Tuned by ``--tune --n-test 5000 --seed 0`` (benchmarks/results/conv_tune_cpu_s0.json): no grid point of
+#: any method reached 97% on those 5,000 test images within 10 epochs, so each method takes its fastest
+#: point to 96% there (the nearest level that separates them). Every method halves its rate every
+#: 5 epochs, as the ensemble's preset does (the grid ran the peers at a constant rate; halving only
+#: changes epochs after the 5th).
+TUNED_SETTINGS = {
+    "ensemble": {"lr": 0.1, "batch_size": 200, "halve_every": 5},
+    "reparameterization": {"lr": 3e-3, "batch_size": 50, "halve_every": 5},
+    "flipout": {"lr": 3e-3, "batch_size": 50, "halve_every": 5},
+}
 
 
-def race(args, device, data) -> dict:
-    """Time to ``args.target`` test accuracy of one sampled network, per method (see the module docstring)."""
+def _parse_overrides(pairs, cast, option: str) -> dict:
+    """``["ensemble=0.1", ...]`` -> ``{"ensemble": 0.1}``, with a clear error for anything else."""
+    out = {}
+    for pair in pairs or ():
+        method, _, value = pair.partition("=")
+        if method not in RACE_METHODS or not value:
+            raise SystemExit(f"{option} takes METHOD=VALUE with METHOD one of {RACE_METHODS}, got {pair!r}")
+        try:
+            out[method] = cast(value)
+        except ValueError:
+            raise SystemExit(f"{option} {pair!r}: {value!r} is not a {cast.__name__}") from None
+    return out
+
+
+def _race_entry(kind: str, settings: dict, device, x, y, seed: int):
+    """``(train(x_part, y_part, epoch, generator), draw(generator), model)`` for one method, seeded by ``seed``."""
+    torch.manual_seed(seed)
+    lr, batch_size, halve_every = settings["lr"], settings["batch_size"], settings["halve_every"]
+    if kind == "ensemble":
+        model = EnsembleCNN().to(device)
+        optimizer = make_optimizer(model, lr=lr)
+
+        def draw(g, m=model):
+            return en.sample_network(m, g)
+    else:
+        from bayesian_torch.layers import (
+            Conv2dFlipout, Conv2dReparameterization, LinearFlipout, LinearReparameterization,
+        )
+
+        layers = {"reparameterization": (Conv2dReparameterization, LinearReparameterization),
+                  "flipout": (Conv2dFlipout, LinearFlipout)}[kind]
+        model = _BayesCNN(*layers).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        draw = model.sample_network
+
+    def train(x_part, y_part, epoch, g, m=model, o=optimizer):
+        for group in o.param_groups:
+            group["lr"] = lr_at(epoch, lr, halve_every)
+        if kind == "ensemble":
+            train_epoch(m, o, x_part, y_part, batch_size, g)
+        else:
+            _bayes_epoch(m, o, x_part, y_part, batch_size, g, n_train=x.shape[0])
+
+    return train, draw, model
+
+
+def race(args, device, data, entries: dict[str, tuple[str, dict]] | None = None, prune: bool = False) -> dict:
+    """Time to ``args.target`` test accuracy of one sampled network, per entry (see the module docstring).
+
+    :param entries: ``{label: (method, settings)}``; default: ``args.methods`` with their settings.
+    :param prune: stop an entry once its training time exceeds the best time to target of its method
+        so far (it cannot be that method's fastest); for ``--tune``.
+    """
     x, y = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
-    methods = {}
-    torch.manual_seed(0)
-    ensemble = EnsembleCNN().to(device)
-    optimizer = make_optimizer(ensemble, lr=args.ensemble_lr)
-    methods["spike-and-slab ensemble"] = (
-        lambda epoch, g, m=ensemble, o=optimizer: (
-            [group.__setitem__("lr", args.ensemble_lr * 0.5 ** (epoch // 5)) for group in o.param_groups],
-            train_epoch(m, o, x, y, args.batch_size, g)),
-        lambda g, m=ensemble: en.sample_network(m, g))
-    if "ensemble" not in args.methods:
-        methods.clear()
-    peers = [m for m in args.methods if m != "ensemble"]
-    for name, model in (_bayes_models(device) if peers else {}).items():
-        if name.rsplit(" ", 1)[-1] not in peers:
-            continue
-        opt = torch.optim.Adam(model.parameters(), lr=args.peer_lr)
-        methods[name] = (lambda epoch, g, m=model, o=opt: _bayes_epoch(m, o, x, y, args.batch_size, g),
-                         lambda g, m=model: m.sample_network(g))
-    log = {name: {"epoch_seconds": [], "accuracy": [], "reached_at_epoch": None, "seconds_to_target": None}
-           for name in methods}
-    generators = {name: torch.Generator().manual_seed(0) for name in methods}
+    if entries is None:
+        entries = {RACE_NAMES[kind]: (kind, args.settings_of[kind]) for kind in RACE_METHODS if kind in args.methods}
+    if any(kind != "ensemble" for kind, _ in entries.values()) and not _have_bayesian_torch():
+        entries = {label: e for label, e in entries.items() if e[0] == "ensemble"}
+    runners = {label: _race_entry(kind, settings, device, x, y, args.seed)[:2]
+               for label, (kind, settings) in entries.items()}
+    k = args.evals_per_epoch
+    log = {label: {"method": kind, **settings, "seconds": [], "epochs": [], "accuracy": [], "reached_at_epoch": None,
+                   "seconds_to_target": None, "stopped": None}
+           for label, (kind, settings) in entries.items()}
+    generators = {label: torch.Generator().manual_seed(args.seed) for label in entries}
+    best = {}  # method -> fastest seconds to target so far
     for epoch in range(args.max_epochs):
-        for name, (train, draw) in methods.items():
-            entry = log[name]
-            if entry["reached_at_epoch"] is not None:
-                continue
-            _sync(device)
-            tick = time.perf_counter()
-            train(epoch, generators[name])
-            _sync(device)
-            entry["epoch_seconds"].append(time.perf_counter() - tick)
-            acc = _accuracy(draw(torch.Generator().manual_seed(1000 + epoch)), x_test, y_test)
-            entry["accuracy"].append(acc)
-            if acc >= args.target:
-                entry["reached_at_epoch"] = epoch + 1
-                entry["seconds_to_target"] = sum(entry["epoch_seconds"])
-            print(f"epoch {epoch + 1:>2}  {name:<36} {entry['epoch_seconds'][-1]:7.2f} s  one sampled network "
-                  f"{acc:.4f}", flush=True)
-        if all(entry["reached_at_epoch"] is not None for entry in log.values()):
+        orders = {label: torch.randperm(x.shape[0], generator=generators[label]).to(x.device) for label in entries}
+        for part in range(k):
+            for label, (train, draw) in runners.items():
+                entry = log[label]
+                if entry["reached_at_epoch"] is not None or entry["stopped"]:
+                    continue
+                index = orders[label].tensor_split(k)[part]  # this part of the epoch's fresh order
+                _sync(device)
+                tick = time.perf_counter()
+                train(x[index], y[index], epoch, generators[label])
+                _sync(device)
+                entry["seconds"].append(time.perf_counter() - tick)
+                at = epoch + (part + 1) / k
+                acc = _accuracy(draw(torch.Generator().manual_seed(1000 * args.seed + len(entry["accuracy"]))),
+                                x_test, y_test)
+                entry["epochs"].append(round(at, 4))
+                entry["accuracy"].append(acc)
+                spent = sum(entry["seconds"])
+                if acc >= args.target:
+                    entry["reached_at_epoch"], entry["seconds_to_target"] = round(at, 4), spent
+                    best[entry["method"]] = min(spent, best.get(entry["method"], math.inf))
+                elif prune and spent > best.get(entry["method"], math.inf):
+                    entry["stopped"] = f"slower than the best {entry['method']} entry at epoch {at:g}"
+                if args.verbose or not prune:
+                    print(f"epoch {at:5.2f}  {label:<44} {entry['seconds'][-1]:7.2f} s  one sampled network "
+                          f"{acc:.4f}", flush=True)
+        if all(e["reached_at_epoch"] is not None or e["stopped"] for e in log.values()):
             break
-    print(f"\ntime to {args.target:.0%} test accuracy of one sampled network ({x.shape[0]} images, "
-          f"{torch.get_num_threads()} threads):")
-    for name, entry in log.items():
-        reached = (f"{entry['seconds_to_target']:7.1f} s (epoch {entry['reached_at_epoch']})"
-                   if entry["reached_at_epoch"] else f"not within {len(entry['epoch_seconds'])} epochs")
-        print(f"  {name:<36} median epoch {statistics.median(entry['epoch_seconds']):6.2f} s, {reached}")
+    for entry in log.values():  # k x the median part: an epoch's cost even for a method that stopped mid-epoch
+        entry["median_epoch_seconds"] = k * statistics.median(entry["seconds"]) if entry["seconds"] else None
+    print(f"\ntime to {args.target:.0%} test accuracy of one sampled network ({x.shape[0]} training images, "
+          f"{x_test.shape[0]} test images, {k} evaluations per epoch, {torch.get_num_threads()} threads, "
+          f"seed {args.seed}):")
+    for label, entry in log.items():
+        reached = (f"{entry['seconds_to_target']:7.1f} s (epoch {entry['reached_at_epoch']:g})"
+                   if entry["reached_at_epoch"] else
+                   f"stopped ({entry['stopped']})" if entry["stopped"] else
+                   f"not within {len(entry['seconds']) / k:g} epochs (best {max(entry['accuracy']):.4f})")
+        epoch_s = entry["median_epoch_seconds"]
+        print(f"  {label:<44} median epoch {epoch_s if epoch_s is not None else math.nan:6.2f} s, {reached}")
     return {"mode": "race", "device": str(device), "threads": torch.get_num_threads(), "n_train": x.shape[0],
-            "n_test": x_test.shape[0], "batch_size": args.batch_size, "target": args.target,
-            "max_epochs": args.max_epochs, "ensemble_lr": args.ensemble_lr, "peer_lr": args.peer_lr, "torch": torch.__version__, "methods": log}
+            "n_test": x_test.shape[0], "target": args.target, "max_epochs": args.max_epochs,
+            "evals_per_epoch": k, "seed": args.seed, "torch": torch.__version__, "methods": log}
+
+
+def fastest_per_method(methods: dict, threshold: float) -> dict[str, dict]:
+    """From race logs: each method's entry that first reached ``threshold`` in the least training time.
+
+    Returns ``{method: {"entry", "epochs", "seconds"}}``; a method none of whose entries got there is left out.
+    """
+    best = {}
+    for label, entry in methods.items():
+        for i, acc in enumerate(entry["accuracy"]):
+            if acc >= threshold:
+                seconds = sum(entry["seconds"][:i + 1])
+                if entry["method"] not in best or seconds < best[entry["method"]]["seconds"]:
+                    best[entry["method"]] = {"entry": label, "epochs": entry["epochs"][i], "seconds": seconds}
+                break
+    return best
+
+
+def tune(args, device, data) -> dict:
+    """Every method on its own :data:`TUNE_GRID` (rate x batch size), interleaved, pruned; the fastest of each.
+
+    The fastest entry of each method is reported at ``--target`` and at every ``--tune-thresholds``
+    (read off the same runs; useful when the target is near the accuracy the grid reaches).
+    """
+    entries = {f"{kind} lr={lr:g} batch={batch}": (kind, {**DEFAULT_SETTINGS[kind], "lr": lr, "batch_size": batch})
+               for kind in RACE_METHODS if kind in args.methods
+               for lr in TUNE_GRID[kind]["lr"] for batch in TUNE_GRID[kind]["batch_size"]}
+    result = race(args, device, data, entries, prune=True)
+    fastest = {}
+    for threshold in sorted({args.target, *args.tune_thresholds}):
+        fastest[f"{threshold:g}"] = best = fastest_per_method(result["methods"], threshold)
+        print(f"\nfastest setting of each method to {threshold:.1%}:")
+        for kind in RACE_METHODS:
+            if kind in args.methods:
+                found = best.get(kind)
+                print(f"  {kind:<20} " + (f"{found['entry']:<40} {found['seconds']:6.1f} s (epoch {found['epochs']:g})"
+                                           if found else "no grid point got there"))
+    return {**result, "mode": "tune", "grid": {k: TUNE_GRID[k] for k in args.methods}, "fastest": fastest}
+
+
+def sampled_gap(args, device, data) -> dict:
+    """The ensemble alone, at its race settings: after each epoch, the mean network, the mean-field
+    pass and ``--draws`` sampled networks scored on the test set, and the mean pi.
+
+    Says how far ONE sampled network (what the race scores) trails the ensemble's mean network.
+    """
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    settings = args.settings_of["ensemble"]
+    train, _, model_of = _race_entry("ensemble", settings, device, x, y, args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    rows = []
+    for epoch in range(args.max_epochs):
+        train(x, y, epoch, generator)
+        sampled = [_accuracy(en.sample_network(model_of, torch.Generator().manual_seed(1000 * args.seed + i)),
+                             x_test, y_test) for i in range(args.draws)]
+        model_of.eval_mode = "mean_field"
+        # the pass's noise must not move (or reseed) training's random stream
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(args.seed)
+            mean_field = _accuracy(model_of, x_test, y_test)
+        row = {"epoch": epoch + 1, "mean_network": _accuracy(en.mean_network(model_of), x_test, y_test),
+               "mean_field": mean_field, "sampled": sampled,
+               "sampled_mean": statistics.mean(sampled),
+               "sampled_sd": statistics.stdev(sampled) if len(sampled) > 1 else 0.0,
+               "pi_mean": float(torch.cat([layer.pi.detach().flatten() for layer in model_of.weight_layers]).mean())}
+        rows.append(row)
+        print(f"epoch {row['epoch']:>2}  mean network {row['mean_network']:.4f}  mean-field {row['mean_field']:.4f}  "
+              f"sampled {row['sampled_mean']:.4f} +- {row['sampled_sd']:.4f} ({args.draws} draws)  "
+              f"mean pi {row['pi_mean']:.3f}", flush=True)
+    return {"mode": "sampled_gap", "device": str(device), "threads": torch.get_num_threads(), "seed": args.seed,
+            "settings": settings, "n_train": x.shape[0], "n_test": x_test.shape[0], "epochs": rows}
 
 
 def main(argv=None) -> dict:
@@ -232,20 +411,40 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
     p.add_argument("--json", help="also write every timing to this file")
     p.add_argument("--race", action="store_true", help="time to --target accuracy against bayesian-torch")
+    p.add_argument("--tune", action="store_true",
+                   help="--race on every method's grid of rates x batch sizes (TUNE_GRID); report the fastest")
     p.add_argument("--target", type=float, default=0.97, help="--race: test accuracy of one sampled network")
     p.add_argument("--max-epochs", type=int, default=10, help="--race: epochs per method at most")
-    p.add_argument("--ensemble-lr", type=float, default=0.03, help="--race: the ensemble's Adam rate (preset: 0.03)")
-    p.add_argument("--peer-lr", type=float, default=1e-3, help="--race: Adam rate of the bayesian-torch CNNs")
+    p.add_argument("--evals-per-epoch", type=int, default=2,
+                   help="--race: draw and score one network this many times per epoch (every method alike)")
+    p.add_argument("--settings", choices=("default", "tuned"), default="tuned",
+                   help="--race: each method's rate and batch size (DEFAULT_SETTINGS or TUNED_SETTINGS)")
+    p.add_argument("--lr", nargs="+", metavar="METHOD=LR", help="--race: override a method's Adam rate")
+    p.add_argument("--batch", nargs="+", metavar="METHOD=SIZE", help="--race: override a method's batch size")
+    p.add_argument("--seed", type=int, default=0, help="--race: seed of inits, data orders and draws")
     p.add_argument("--methods", nargs="+", choices=RACE_METHODS, default=list(RACE_METHODS),
                    help="--race: which methods run (default: all three)")
+    p.add_argument("--tune-thresholds", nargs="*", type=float, default=[0.95, 0.96],
+                   help="--tune: also report each method's fastest setting to these accuracies")
+    p.add_argument("--verbose", action="store_true", help="--tune: print every evaluation")
+    p.add_argument("--sampled-gap", action="store_true",
+                   help="the ensemble alone: mean network, mean-field pass and --draws sampled networks per epoch")
+    p.add_argument("--draws", type=int, default=5, help="--sampled-gap: sampled networks scored per epoch")
     args = p.parse_args(argv)
+    if args.evals_per_epoch < 1:
+        raise SystemExit(f"--evals-per-epoch must be >= 1, got {args.evals_per_epoch}")
+    base = TUNED_SETTINGS if args.settings == "tuned" else DEFAULT_SETTINGS
+    lrs, batches = _parse_overrides(args.lr, float, "--lr"), _parse_overrides(args.batch, int, "--batch")
+    args.settings_of = {kind: {**base[kind], **({"lr": lrs[kind]} if kind in lrs else {}),
+                               **({"batch_size": batches[kind]} if kind in batches else {})} for kind in RACE_METHODS}
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     data = en.load_dataset("mnist5k", args.data_root, download=False, shape="image")
     data = data.subset(n_train=args.n_train, n_test=args.n_test)
-    if args.race:
-        result = race(args, device, data)
+    if args.race or args.tune or args.sampled_gap:
+        result = (tune(args, device, data) if args.tune else sampled_gap(args, device, data) if args.sampled_gap
+                  else race(args, device, data))
         if args.json:
             from ensemble_nets.training.runs import write_json
 
@@ -254,7 +453,8 @@ def main(argv=None) -> dict:
     x, y = data.x_train.to(device), data.y_train.to(device)
 
     runners = {}
-    for name, build in (("plain CNN", CNN), ("ensemble CNN", EnsembleCNN)):
+    for name, build in (("plain CNN", CNN), ("ensemble CNN", EnsembleCNN),
+                        ("ensemble CNN, autograd gBP", lambda: EnsembleCNN(gbp="autograd"))):
         torch.manual_seed(0)
         model = build().to(device)
         optimizer = make_optimizer(model, lr=0.03)

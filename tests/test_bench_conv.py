@@ -24,7 +24,7 @@ def test_race_runs_the_three_methods_and_reaches_a_trivial_target(mnist_root, tm
                             "--json", str(tmp_path / "race.json")])
     assert set(result["methods"]) == {"spike-and-slab ensemble", "bayesian-torch reparameterization",
                                       "bayesian-torch flipout"}
-    assert all(entry["reached_at_epoch"] == 1 for entry in result["methods"].values())
+    assert all(entry["reached_at_epoch"] == 0.5 for entry in result["methods"].values())  # 2 scores per epoch
     assert "load average" in (tmp_path / "race.json").read_text()
 
 
@@ -49,3 +49,38 @@ def test_without_bayesian_torch_the_peer_is_skipped_with_the_install_line(mnist_
     result = _bench().main([*TINY, "--data-root", str(mnist_root), "--target", "1.1"])
     assert list(result["methods"]) == ["spike-and-slab ensemble"]
     assert "pip install --no-deps bayesian-torch" in capsys.readouterr().out
+
+
+def test_race_scores_every_part_epoch_with_each_methods_own_settings(mnist_root):
+    bench = _bench()
+    result = bench.main([*TINY, "--data-root", str(mnist_root), "--target", "1.1", "--evals-per-epoch", "2",
+                         "--methods", "ensemble", "--lr", "ensemble=0.05", "--batch", "ensemble=30"])
+    entry = result["methods"]["spike-and-slab ensemble"]
+    assert entry["epochs"] == [0.5, 1.0] and len(entry["accuracy"]) == len(entry["seconds"]) == 2
+    assert (entry["lr"], entry["batch_size"]) == (0.05, 30)
+    assert entry["reached_at_epoch"] is None and entry["seconds_to_target"] is None  # 110% is out of reach
+    with pytest.raises(SystemExit, match="METHOD=VALUE"):
+        bench.main([*TINY, "--data-root", str(mnist_root), "--lr", "mlp=0.1"])
+    with pytest.raises(SystemExit, match="not a int"):
+        bench.main([*TINY, "--data-root", str(mnist_root), "--batch", "ensemble=ten"])
+
+
+def test_tune_runs_each_grid_point_and_names_the_fastest(mnist_root, monkeypatch):
+    bench = _bench()
+    monkeypatch.setitem(bench.TUNE_GRID, "ensemble", {"lr": (0.01, 0.1), "batch_size": (50,)})
+    result = bench.main([*TINY, "--tune", "--data-root", str(mnist_root), "--target", "0.0", "--methods", "ensemble"])
+    assert set(result["methods"]) == {"ensemble lr=0.01 batch=50", "ensemble lr=0.1 batch=50"}
+    assert all(entry["reached_at_epoch"] == 0.5 for entry in result["methods"].values())
+    fastest = result["fastest"]["0"]["ensemble"]  # at the target, 0%
+    assert fastest["seconds"] == result["methods"][fastest["entry"]]["seconds_to_target"] == min(
+        entry["seconds_to_target"] for entry in result["methods"].values())
+    assert set(result["fastest"]) == {"0", "0.95", "0.96"}  # the target and the default --tune-thresholds
+    assert result["fastest"]["0.95"] == {} or set(result["fastest"]["0.95"]) == {"ensemble"}
+
+
+def test_sampled_gap_scores_mean_mean_field_and_sampled_networks(mnist_root):
+    result = _bench().main([*TINY, "--sampled-gap", "--draws", "2", "--data-root", str(mnist_root)])
+    (row,) = result["epochs"]
+    assert row["epoch"] == 1 and len(row["sampled"]) == 2
+    assert all(0.0 <= row[k] <= 1.0 for k in ("mean_network", "mean_field", "sampled_mean", "pi_mean"))
+    assert row["sampled_mean"] == sum(row["sampled"]) / 2

@@ -22,7 +22,20 @@ between examples of a batch) that a shared kernel induces is not
 reproduced. ``eval_mode="sample"`` and :func:`ensemble_nets.models.sample_network`
 apply real shared kernels.
 
-gBP is autograd through the pass above (two convolutions forward).
+gBP (``gbp="manual"``, the default) is :class:`_ConvMeanFieldFunction`, a
+hand-written backward for the (batch x channel x position) part of the pass;
+``gbp="autograd"`` differentiates the same pass by autograd (the tests hold
+the two to float tolerance and to ``gradcheck``). With ``S = var + floor``,
+``Delta = sqrt(S)`` and g = dL/dh, on the scaled weights mu / sqrt(fan_in)
+and var_w / fan_in::
+
+    dL/dmu_s  = conv_weight_grad(g, x)        dL/dvar_s = conv_weight_grad(g eps / (2 Delta), x^2)
+    dL/dx     = conv_transpose(g, mu_s) + 2 x conv_transpose(g eps / (2 Delta), var_s)
+
+and autograd carries dL/dmu_s, dL/dvar_s back to pi, m, xi through the small
+weight tensors. The forward keeps only x, x^2, the weights and
+eps / Delta for the backward (autograd would keep eps, Delta and the sums); the floor
+enters as the variance convolution's bias.
 
 To add a dimension: subclass :class:`SpikeSlabConvNd` binding ``_n_dims``,
 ``_conv`` (the ``torch.nn.functional`` convolution) and ``_plain_type``.
@@ -34,9 +47,12 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
+from ensemble_nets.distributions import spike_slab_moments
 from ensemble_nets.layers.base import REFERENCE_M_STD, SpikeSlabLayer
 from ensemble_nets.layers.linear import FanInScaled
+from ensemble_nets.layers.spike_slab import GBP_IMPLEMENTATIONS
 
 __all__ = ["PADDING_MODES", "ScaledConv2d", "SpikeSlabConv1d", "SpikeSlabConv2d", "SpikeSlabConvNd"]
 
@@ -51,11 +67,57 @@ def _tuple(value, n: int, name: str) -> tuple[int, ...]:
     return values
 
 
+class _ConvMeanFieldFunction(torch.autograd.Function):
+    """Hand-written gBP of the convolution's noisy mean-field pass (see the module docstring).
+
+    ``forward(x, mu_s, var_s, eps, floor_s, conv, stride, padding, dilation, groups)`` with the
+    1/sqrt(fan_in) scale already in the weights (``mu_s = mu / sqrt(fan_in)``,
+    ``var_s = var_w / fan_in``, ``floor_s = floor / fan_in``), so no pass over the large
+    activations applies it. ``x`` is already padded for non-zero padding modes; ``padding`` is
+    a tuple of ints. ``eps`` is ``None`` (drawn here, shaped like the output: one draw per
+    example, channel and position, the same stream as ``torch.randn_like``) or given.
+    First derivatives only (``gbp="autograd"`` for double backward).
+    """
+
+    @staticmethod
+    def forward(ctx, x, mu_s, var_s, eps, floor_s, conv, stride, padding, dilation, groups):
+        x2 = x.square()
+        h = conv(x, mu_s, None, stride, padding, dilation, groups)  # (N, C_out, *out): the mean, then h in place
+        floor = var_s.new_full((var_s.shape[0],), floor_s)  # the floor as the conv's bias: no extra pass
+        delta = conv(x2, var_s, floor, stride, padding, dilation, groups).sqrt_()  # Delta = sqrt(S)
+        eps = torch.randn_like(h) if eps is None else eps.clone()
+        h.addcmul_(delta, eps)  # mean + Delta eps
+        eps_over_delta = eps.div_(delta)  # 2 dh/dS, in eps's memory (the 1/2 is applied in backward)
+        ctx.save_for_backward(x, x2, mu_s, var_s, eps_over_delta)
+        ctx.conv_args = (stride, padding, dilation, groups)
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h):
+        x, x2, mu_s, var_s, eps_over_delta = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv_args
+        need_x, need_mu, need_var = ctx.needs_input_grad[:3]
+        grad_s2 = grad_h * eps_over_delta  # (N, C_out, *out): 2 dL/dS
+        zeros = [0] * len(stride)
+
+        def conv_backward(grad, inp, weight, need_input, need_weight):
+            return torch.ops.aten.convolution_backward(grad, inp, weight, None, stride, padding, dilation, False,
+                                                       zeros, groups, [need_input, need_weight, False])[:2]
+
+        grad_x_mean, grad_mu = conv_backward(grad_h, x, mu_s, need_x, need_mu)
+        grad_x2, grad_var = conv_backward(grad_s2, x2, var_s, need_x, need_var)  # both twice the true value
+        grad_x = grad_x_mean.add_(x * grad_x2) if need_x else None  # d(x^2)/dx = 2x, times (2 dL/dx^2) / 2
+        grad_var = grad_var.mul_(0.5) if need_var else None
+        return grad_x, grad_mu, grad_var, None, None, None, None, None, None, None
+
+
 class SpikeSlabConvNd(SpikeSlabLayer):
     """Shared base of the spike-and-slab convolutions; subclasses bind the dimension.
 
     Arguments as ``nn.ConvNd`` (``bias`` defaults to False, as in the reference),
-    then the spike-and-slab options of :class:`~ensemble_nets.layers.base.SpikeSlabLayer`.
+    then the spike-and-slab options of :class:`~ensemble_nets.layers.base.SpikeSlabLayer`,
+    and ``gbp``: ``"manual"`` (the hand-written backward, default) or ``"autograd"``; same gradients.
     """
 
     _n_dims: int
@@ -65,7 +127,8 @@ class SpikeSlabConvNd(SpikeSlabLayer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = False, *, padding_mode: str = "zeros",
                  m_std: float = REFERENCE_M_STD, xi_max: float = 0.01, pi_init: float = 0.0, floor: float = 1e-8,
-                 eval_mode: str = "mean_field", decay_pi: bool = False, device=None, dtype=None) -> None:
+                 eval_mode: str = "mean_field", gbp: str = "manual", decay_pi: bool = False, device=None,
+                 dtype=None) -> None:
         n = self._n_dims
         if in_channels < 1 or out_channels < 1 or groups < 1:
             raise ValueError(f"in_channels, out_channels and groups must be >= 1, got "
@@ -93,6 +156,7 @@ class SpikeSlabConvNd(SpikeSlabLayer):
         fan_in = in_channels // groups * math.prod(kernel_size)
         super().__init__(shape, fan_in, out_channels, bias, m_std=m_std, xi_max=xi_max, pi_init=pi_init,
                          floor=floor, eval_mode=eval_mode, decay_pi=decay_pi, device=device, dtype=dtype)
+        self.gbp = gbp
 
     @classmethod
     def from_module(cls, module: nn.Module, *, init: str = "from_weights", xi_init: float = 0.0,
@@ -116,6 +180,31 @@ class SpikeSlabConvNd(SpikeSlabLayer):
         return layer._init_from(module, init, xi_init)
 
     # -- the map ---------------------------------------------------------------------------
+    @property
+    def gbp(self) -> str:
+        """How the training pass is differentiated: ``"manual"`` or ``"autograd"``."""
+        return self._gbp
+
+    @gbp.setter
+    def gbp(self, kind: str) -> None:
+        if kind not in GBP_IMPLEMENTATIONS:
+            raise ValueError(f"gbp must be one of {GBP_IMPLEMENTATIONS}, got {kind!r}")
+        self._gbp = kind
+
+    def _mean_field(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gbp == "autograd":
+            return super()._mean_field(x)
+        mu, var = spike_slab_moments(self.pi, self.m, self.xi)  # small (weight-shaped): autograd carries them
+        if self.padding_mode != "zeros" or isinstance(self.padding, str):
+            x = F.pad(x, self._explicit_padding(), mode="constant" if self.padding_mode == "zeros" else
+                      self.padding_mode)  # pad(x)^2 = pad(x^2) for every mode
+            padding = (0,) * self._n_dims
+        else:
+            padding = self.padding
+        return _ConvMeanFieldFunction.apply(x, mu / math.sqrt(self.fan_in), var / self.fan_in, None,
+                                            self.floor / self.fan_in, type(self)._conv, self.stride, padding,
+                                            self.dilation, self.groups)
+
     def _explicit_padding(self) -> tuple[int, ...]:
         """F.pad's argument (last dimension first) for the non-zero padding modes."""
         pads = []
@@ -168,14 +257,14 @@ class SpikeSlabConvNd(SpikeSlabLayer):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
-                f"bias={self.bias is not None}, eval_mode={self.eval_mode!r}")
+                f"bias={self.bias is not None}, eval_mode={self.eval_mode!r}, gbp={self.gbp!r}")
 
 
 class SpikeSlabConv2d(SpikeSlabConvNd):
     """A 2-d convolution whose every kernel entry is spike-and-slab: an ensemble of ``nn.Conv2d``.
 
     ``SpikeSlabConv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-    groups=1, bias=False, *, padding_mode, m_std, xi_max, pi_init, floor, eval_mode, decay_pi)``.
+    groups=1, bias=False, *, padding_mode, m_std, xi_max, pi_init, floor, eval_mode, gbp, decay_pi)``.
     Inputs ``(N, C_in, H, W)``; parameters ``(C_out, C_in / groups, kH, kW)``. See the module docstring
     for the pass and its one approximation.
     """

@@ -92,7 +92,7 @@ class EnsembleCNN(ConvStack):
     """An ensemble of LeNet-style CNNs: every kernel entry and weight is spike-and-slab.
 
     :param layer_kwargs: passed to every spike-and-slab layer (``m_std``, ``xi_max``, ``pi_init``,
-        ``floor``, ``eval_mode``, ``decay_pi``); ``m_std`` defaults to sqrt(2) here.
+        ``floor``, ``eval_mode``, ``decay_pi``, ``gbp``); ``m_std`` defaults to sqrt(2) here.
     """
 
     kind = "cnn"

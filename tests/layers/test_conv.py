@@ -91,8 +91,10 @@ def test_training_pass_has_the_moments_per_position():
     assert abs(torch.corrcoef(out[:, 2, :2, 0].t())[0, 1]) < 0.05
 
 
-def test_gradcheck_float64():
-    layer = random_conv(in_channels=2, out_channels=4, kernel_size=2, stride=2, padding=1, groups=2, floor=1e-6)
+@pytest.mark.parametrize("gbp", ["manual", "autograd"])
+def test_gradcheck_float64(gbp):
+    layer = random_conv(in_channels=2, out_channels=4, kernel_size=2, stride=2, padding=1, groups=2, floor=1e-6,
+                        gbp=gbp)
     with torch.no_grad():
         layer.pi.clamp_(0.1, 0.9)
         layer.xi.add_(0.05)
@@ -105,6 +107,44 @@ def test_gradcheck_float64():
 
     params = [p.detach().clone().requires_grad_() for p in (layer.pi, layer.m, layer.xi)]
     assert torch.autograd.gradcheck(f, (x, *params))
+
+
+@pytest.mark.parametrize("stride, padding, dilation, groups, padding_mode",
+                         [*GEOMETRIES, ((2, 1), (1, 2), 1, 1, "zeros"), (1, "same", 2, 1, "zeros"),
+                          (1, "valid", 1, 1, "zeros")])
+def test_manual_gbp_matches_autograd(stride, padding, dilation, groups, padding_mode):
+    """The hand-written backward (default) against autograd through the same pass: same h, same gradients."""
+    layer = random_conv(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
+                        bias=True, floor=1e-4).train()
+    x = torch.randn(3, 4, 9, 8, dtype=torch.float64, requires_grad=True)
+    results = {}
+    for gbp in ("manual", "autograd"):
+        layer.gbp = gbp
+        layer.zero_grad(), x.grad.zero_() if x.grad is not None else None
+        torch.manual_seed(5)  # the same eps for both
+        h = layer(x)
+        h.sin().sum().backward()  # a loss with a different weight on every output
+        results[gbp] = [h.detach().clone(), x.grad.clone(), *(p.grad.clone() for p in layer.parameters())]
+    assert len(results["manual"]) == 6  # h, x, pi, m, xi, bias
+    for manual, auto in zip(results["manual"], results["autograd"]):
+        assert torch.allclose(manual, auto, rtol=1e-10, atol=1e-12)
+    assert results["manual"][2].abs().max() > 0  # pi got a gradient (rand pi, so inside (0, 1))
+
+
+def test_manual_gbp_skips_the_input_gradient_of_a_first_layer():
+    """No gradient for x (the first layer): only weight gradients, still equal to autograd's."""
+    layer = random_conv(in_channels=1, out_channels=3, kernel_size=3).train()
+    x = torch.rand(2, 1, 6, 6, dtype=torch.float64)
+    grads = {}
+    for gbp in ("manual", "autograd"):
+        layer.gbp = gbp
+        layer.zero_grad()
+        torch.manual_seed(0)
+        layer(x).square().sum().backward()
+        grads[gbp] = [p.grad.clone() for p in (layer.pi, layer.m, layer.xi)]
+    assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in zip(grads["manual"], grads["autograd"]))
+    with pytest.raises(ValueError, match="gbp must be one of"):
+        layer.gbp = "numeric"
 
 
 def test_full_kernel_conv_is_the_linear_layer():
