@@ -268,12 +268,14 @@ def project_counts_(pi: torch.Tensor, xi: torch.Tensor, n_runs: int = 1) -> torc
     tensors are slow on CPU): the moved entries are those where the clipped value differs, and
     the clipped value is written exactly (pi: a copy of the clamp; xi: xi - min(xi, 0)).
     """
+    # 0/1 flags summed in their own dtype count exactly up to 2^24 (float32) per run; beyond, in float64
+    exact = None if pi.numel() // n_runs < 2 ** 24 else torch.float64
     clipped = pi.clamp(0.0, 1.0)
-    moved = pi.sub_(clipped).ne_(0).view(n_runs, -1).sum(1, dtype=torch.float64)  # pi is scratch here
+    moved = pi.sub_(clipped).ne_(0).view(n_runs, -1).sum(1, dtype=exact)  # pi is scratch here
     pi.copy_(clipped)
     below = xi.clamp_max(0.0)
     xi.sub_(below)  # xi - min(xi, 0) = max(xi, 0), exactly
-    moved += below.ne_(0).view(n_runs, -1).sum(1, dtype=torch.float64)
+    moved += below.ne_(0).view(n_runs, -1).sum(1, dtype=exact)
     return moved.long()
 
 
