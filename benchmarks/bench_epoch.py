@@ -156,24 +156,28 @@ def width_table(x, y, widths, batch_size, repeats, device, gbps=("manual",)):
             run()
             run()
         times = {name: [] for name in runners}
+        cpu = {name: [] for name in runners}
         for repeat in range(repeats):
             for name in (list(runners) if repeat % 2 == 0 else list(runners)[::-1]):
                 _sync(device)
-                tick = time.perf_counter()
+                tick, cpu_tick = time.perf_counter(), time.process_time()
                 runners[name]()
                 _sync(device)
                 times[name].append(time.perf_counter() - tick)
+                cpu[name].append(time.process_time() - cpu_tick)
         plain = min(times["plain"])
         row = {"width": width, "plain_s": plain, "products_s": min(times["products"]),
                "products_ratio": min(times["products"]) / plain, "all_plain_s": times["plain"],
+               "all_plain_cpu_s": cpu["plain"], "all_products_cpu_s": cpu["products"],
                "all_products_s": times["products"]}
         line = f"width {width:5d}  plain {plain:8.4f} s"
         for g in gbps:
             ts = times[f"ensemble {g}"]
             paired = statistics.median(e / p for e, p in zip(ts, times["plain"]))
+            cpu_ratio = min(cpu[f"ensemble {g}"]) / min(cpu["plain"])
             row[g] = {"ensemble_s": min(ts), "ratio_min": min(ts) / plain, "ratio_median_paired": paired,
-                      "all_ensemble_s": ts}
-            line += f" | {g} {min(ts):8.4f} s ratio {min(ts) / plain:5.2f} (paired {paired:5.2f})"
+                      "ratio_cpu": cpu_ratio, "all_ensemble_s": ts, "all_ensemble_cpu_s": cpu[f"ensemble {g}"]}
+            line += f" | {g} {min(ts):7.4f} s ratio {min(ts) / plain:4.2f} (paired {paired:4.2f}, CPU {cpu_ratio:4.2f})"
         rows.append(row)
         print(line + f" | bare products {row['products_ratio']:5.2f} x plain", flush=True)
     return rows
