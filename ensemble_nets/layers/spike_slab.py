@@ -78,8 +78,8 @@ def mean_field_preactivation(x, pi, m, xi, eps, floor: float) -> torch.Tensor:
 
 # -- the elementwise work on the (N_out, N_in) parameter tensors --------------------------------
 # Each eager torch op is one pass over memory, and each fresh (N_out, N_in) tensor a large
-# allocation (on a CPU, fresh pages to fault in); beyond twice a plain network's matrix
-# products, these are what an ensemble epoch pays. Eager: 4 passes and 3 fresh tensors forward,
+# allocation; beyond twice a plain network's matrix products, these (with Adam over three
+# tensors and the projection) are what an ensemble epoch pays. Eager: 4 passes and 3 fresh tensors forward,
 # 8 passes and 1 fresh tensor backward (the gradients of m and xi overwrite dL/dmu and dL/dvar).
 # Compiled (gbp="compiled"): one fused pass each way, and one for the projection.
 
