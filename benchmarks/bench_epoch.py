@@ -22,6 +22,13 @@ Adam state; on CUDA also the peak allocated memory of one epoch.
 
     python benchmarks/bench_epoch.py                 # CPU, or CUDA when present
     python benchmarks/bench_epoch.py --device cpu --repeats 20
+
+Cost as width grows (issue 11, item 5): ``--widths`` times 784-N-N-10 at each
+N, ensemble (manual gBP) against plain MLP, interleaved, and reports the ratio
+of the fastest epochs and the median of per-repeat ratios::
+
+    python benchmarks/bench_epoch.py --device cpu --threads 1 --widths 100 400 1600 --repeats 5
+    python benchmarks/bench_epoch.py --device cpu --threads 1 --widths 100 400 1600 --gbp manual compiled
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ import torch
 import ensemble_nets as en
 from ensemble_nets.training.loop import train_epoch
 from ensemble_nets.training.optim import make_optimizer, resolve_device
+from ensemble_nets.training.runs import write_json as write_atomic_json
 
 SIZES = (784, 100, 100, 10)
 
@@ -126,6 +134,55 @@ def bare_products(x, batch_size, sizes=SIZES):
     return epoch
 
 
+def width_table(x, y, widths, batch_size, repeats, device, gbps=("manual",)):
+    """Ensemble against plain MLP at 784-N-N-10 for each N (and each gBP in ``gbps``): fastest epochs, paired ratios.
+
+    Models are interleaved within every repeat (order alternating), so each ratio compares epochs
+    run under the same machine load; compilation (``gbp="compiled"``) happens in the warm-up.
+    """
+    rows = []
+    for width in widths:
+        sizes = (x.shape[1], width, width, 10)
+        torch.manual_seed(0)
+        runners = {}
+        models = [("plain", en.MLP(sizes))] + [(f"ensemble {g}", en.EnsembleMLP(sizes, gbp=g)) for g in gbps]
+        for name, model in models:
+            model.to(device)
+            optimizer = make_optimizer(model, lr=0.01)
+            generator = torch.Generator().manual_seed(0)
+            runners[name] = (lambda m=model, o=optimizer, g=generator: train_epoch(m, o, x, y, batch_size, g))
+        runners["products"] = bare_products(x, batch_size, sizes)
+        for run in runners.values():  # warm-up (and compilation)
+            run()
+            run()
+        times = {name: [] for name in runners}
+        cpu = {name: [] for name in runners}
+        for repeat in range(repeats):
+            for name in (list(runners) if repeat % 2 == 0 else list(runners)[::-1]):
+                _sync(device)
+                tick, cpu_tick = time.perf_counter(), time.process_time()
+                runners[name]()
+                _sync(device)
+                times[name].append(time.perf_counter() - tick)
+                cpu[name].append(time.process_time() - cpu_tick)
+        plain = min(times["plain"])
+        row = {"width": width, "plain_s": plain, "products_s": min(times["products"]),
+               "products_ratio": min(times["products"]) / plain, "all_plain_s": times["plain"],
+               "all_plain_cpu_s": cpu["plain"], "all_products_cpu_s": cpu["products"],
+               "all_products_s": times["products"]}
+        line = f"width {width:5d}  plain {plain:8.4f} s"
+        for g in gbps:
+            ts = times[f"ensemble {g}"]
+            paired = statistics.median(e / p for e, p in zip(ts, times["plain"]))
+            cpu_ratio = min(cpu[f"ensemble {g}"]) / min(cpu["plain"])
+            row[g] = {"ensemble_s": min(ts), "ratio_min": min(ts) / plain, "ratio_median_paired": paired,
+                      "ratio_cpu": cpu_ratio, "all_ensemble_s": ts, "all_ensemble_cpu_s": cpu[f"ensemble {g}"]}
+            line += f" | {g} {min(ts):7.4f} s ratio {min(ts) / plain:4.2f} (paired {paired:4.2f}, CPU {cpu_ratio:4.2f})"
+        rows.append(row)
+        print(line + f" | bare products {row['products_ratio']:5.2f} x plain", flush=True)
+    return rows
+
+
 def saved_bytes_per_step(model, x, y) -> int:
     total = 0
 
@@ -149,10 +206,26 @@ def main(argv=None):
     parser.add_argument("--data-root", default="../shared/data/mnist",
                         help="where the official test set lives (only the 5,000 training digits are timed)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--widths", type=int, nargs="+",
+                        help="only the width table: 784-N-N-10 ensemble against plain at each N")
+    parser.add_argument("--gbp", nargs="+", default=["manual"], choices=["manual", "compiled", "autograd"],
+                        help="ensemble implementations in the width table (compiled: torch.compile'd kernels)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     data = en.load_dataset("mnist5k", args.data_root).to(device)
     x, y = data.x_train, data.y_train
+    if args.widths:
+        print(f"device {device}, {torch.get_num_threads()} torch threads, {len(y)} digits, batch "
+              f"{args.batch_size}, {args.repeats} interleaved repeats (order alternating), fastest kept")
+        rows = width_table(x, y, args.widths, args.batch_size, args.repeats, device, args.gbp)
+        results = {"device": str(device), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                   "n_train": len(y), "batch_size": args.batch_size, "repeats": args.repeats, "widths": rows}
+        if args.json:
+            write_atomic_json(args.json, results)
+        return results
 
     torch.manual_seed(0)
     models = {

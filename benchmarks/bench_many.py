@@ -17,6 +17,7 @@ the same per-run function in both trainers.
 
     throughput = K * n_train / epoch seconds        (examples per second)
     ratio      = sequential seconds / stacked seconds
+    CPU ratio  = the same in CPU time of the process (robust when other jobs share the cores)
 
 Memory per run: bytes kept for the backward pass in one step (saved tensors,
 by ``torch.autograd.graph.saved_tensors_hooks``) plus parameters and Adam
@@ -81,24 +82,29 @@ def _models(make, k, device):
     return out
 
 
-def sequential(make, k, data, device):
+def sequential(make, k, data, device, compiled=False):
     """One epoch of each of K runs, one after another (train's epoch function); seconds and bytes per run."""
     models = _models(make, k, device)
+    if compiled:  # the same fused kernels as the stack: gbp="compiled" in every spike-and-slab layer
+        for model in models:
+            for layer in model.modules():
+                if hasattr(layer, "gbp"):
+                    layer.gbp = "compiled"
     optimizers = [make_optimizer(m, lr=LR) for m in models]
     generators = [torch.Generator().manual_seed(s) for s in range(k)]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     _sync(device)
-    tick = time.perf_counter()
+    tick, cpu_tick = time.perf_counter(), time.process_time()
     for model, optimizer, generator in zip(models, optimizers, generators):
         train_epoch(model, optimizer, data.x_train, data.y_train, BATCH, generator)
     _sync(device)
-    seconds = time.perf_counter() - tick
+    seconds, cpu_seconds = time.perf_counter() - tick, time.process_time() - cpu_tick
     state = sum(p.numel() * p.element_size() * 3 for p in models[0].parameters())  # params + 2 Adam moments
     xb, yb = data.x_train[:BATCH], data.y_train[:BATCH]
     saved = _saved_bytes(lambda: torch.nn.functional.cross_entropy(models[0](xb), yb).backward())
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    return seconds, state + saved, peak
+    return seconds, state + saved, peak, cpu_seconds
 
 
 def stacked(make, k, data, device, compiled=False):
@@ -116,16 +122,16 @@ def stacked(make, k, data, device, compiled=False):
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     _sync(device)
-    tick = time.perf_counter()
+    tick, cpu_tick = time.perf_counter(), time.process_time()
     train_epoch_many(stack, adam, data.x_train, data.y_train, BATCH, shuffles, noises, [LR] * k)
     _sync(device)
-    seconds = time.perf_counter() - tick
+    seconds, cpu_seconds = time.perf_counter() - tick, time.process_time() - cpu_tick
     state = sum(p.numel() * p.element_size() * 3 for p in stack.params.values())
     index = torch.arange(BATCH, device=device).expand(k, BATCH)
     saved = _saved_bytes(lambda: torch.nn.functional.cross_entropy(
         stack(data.x_train[index], noises).flatten(0, 1), data.y_train[index].flatten()).backward())
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    return seconds, (state + saved) / k, None if peak is None else peak / k
+    return seconds, (state + saved) / k, None if peak is None else peak / k, cpu_seconds
 
 
 def main(argv=None):
@@ -137,8 +143,9 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is the robust "
                                                    "choice on a machine shared with other jobs)")
-    p.add_argument("--compile", action="store_true", help="stacked runs with compile=True (torch.compile'd "
-                                                            "elementwise kernels; compile time is not counted)")
+    p.add_argument("--compile", action="store_true", help="stacked runs with compile=True and sequential ones with "
+                                                            "gbp='compiled' (torch.compile'd elementwise kernels; "
+                                                            "compile time is not counted)")
     p.add_argument("--json", type=Path, help="default: benchmarks/results/many_<device>.json")
     args = p.parse_args(argv)
     if args.threads is not None:
@@ -151,28 +158,29 @@ def main(argv=None):
         tick = time.perf_counter()
         stacked(make, 1, data, device, args.compile)  # warm-up (kernels, allocator; compilation)
         warmup_s = time.perf_counter() - tick
-        sequential(make, 1, data, device)
+        sequential(make, 1, data, device, args.compile)
         stacked(make, 2, data, device, args.compile)  # a second shape: dynamic-shape recompilation happens here
         for k in args.ks:
             seq, stk, ratios = [], [], []
             for repeat in range(args.repeats):
                 order = (sequential, stacked) if repeat % 2 == 0 else (stacked, sequential)
-                out = {fn.__name__: (fn(make, k, data, device, args.compile) if fn is stacked
-                                     else fn(make, k, data, device)) for fn in order}
+                out = {fn.__name__: fn(make, k, data, device, args.compile) for fn in order}
                 seq.append(out["sequential"])
                 stk.append(out["stacked"])
                 ratios.append(out["sequential"][0] / out["stacked"][0])
             t_seq, t_stk = min(s[0] for s in seq), min(s[0] for s in stk)
+            cpu_seq, cpu_stk = min(s[3] for s in seq), min(s[3] for s in stk)
             row = {"model": name, "K": k, "compiled": args.compile, "warmup_s": warmup_s, "seq_s": t_seq,
                    "stacked_s": t_stk,
                    "seq_examples_per_s": k * data.n_train / t_seq, "stacked_examples_per_s": k * data.n_train / t_stk,
                    "ratio_min": t_seq / t_stk, "ratio_median_paired": statistics.median(ratios),
+                   "seq_cpu_s": cpu_seq, "stacked_cpu_s": cpu_stk, "ratio_cpu": cpu_seq / cpu_stk,
                    "bytes_per_run_seq": seq[0][1], "bytes_per_run_stacked": stk[0][1],
                    "peak_bytes_per_run_seq": seq[0][2], "peak_bytes_per_run_stacked": stk[0][2],
                    "all_seq_s": [s[0] for s in seq], "all_stacked_s": [s[0] for s in stk]}
             rows.append(row)
             print(f"{name:24s} K={k:3d}  seq {t_seq:7.3f} s  stacked {t_stk:7.3f} s  ratio {row['ratio_min']:5.2f} "
-                  f"(paired median {row['ratio_median_paired']:5.2f})  MB/run seq {seq[0][1] / 2**20:6.2f} "
+                  f"(paired median {row['ratio_median_paired']:5.2f}, CPU time {row['ratio_cpu']:5.2f})  MB/run seq {seq[0][1] / 2**20:6.2f} "
                   f"stacked {stk[0][1] / 2**20:6.2f}", flush=True)
     meta = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
             else platform.processor() or "cpu", "threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -41,7 +41,7 @@ from torch import nn
 
 from ensemble_nets.distributions import SpikeSlab, spike_slab_moments
 
-__all__ = ["EVAL_MODES", "REFERENCE_M_STD", "SpikeSlabLayer", "is_spike_slab", "spike_slab_layers"]
+__all__ = ["EVAL_MODES", "REFERENCE_M_STD", "SpikeSlabLayer", "is_spike_slab", "project_counts_", "spike_slab_layers"]
 
 #: Reference initialization of the slab means, m ~ N(0, 2/784) in every layer.
 REFERENCE_M_STD = math.sqrt(2.0 / 784.0)
@@ -243,10 +243,7 @@ class SpikeSlabLayer(nn.Module):
 
         Returns the number of entries moved (a 0-d tensor, so no device sync).
         """
-        moved = torch.count_nonzero(self.xi < 0) + torch.count_nonzero((self.pi - 0.5).abs_() > 0.5)
-        self.pi.clamp_(0.0, 1.0)
-        self.xi.clamp_(min=0.0)
-        return moved
+        return project_counts_(self.pi.detach(), self.xi.detach()).reshape(())
 
     def check_constraints(self) -> None:
         """Raise ``ValueError`` if pi leaves [0, 1], xi is negative or anything is not finite."""
@@ -260,6 +257,26 @@ class SpikeSlabLayer(nn.Module):
             )
         if (self.xi < 0).any():
             raise ValueError(f"xi is a variance and must be >= 0; found min {self.xi.min().item():.4g}")
+
+
+@torch.no_grad()
+def project_counts_(pi: torch.Tensor, xi: torch.Tensor, n_runs: int = 1) -> torch.Tensor:
+    """Clip pi to [0, 1] and xi to >= 0 in place; entries moved per run, ``(n_runs,)`` int64.
+
+    ``pi`` and ``xi`` are contiguous, with ``n_runs`` runs along their first axis (``train_many``'s
+    stacks) or one. Written for few passes of vectorized kernels (comparisons producing bool
+    tensors are slow on CPU): the moved entries are those where the clipped value differs, and
+    the clipped value is written exactly (pi: a copy of the clamp; xi: xi - min(xi, 0)).
+    """
+    # 0/1 flags summed in their own dtype count exactly up to 2^24 (float32) per run; beyond, in float64
+    exact = None if pi.numel() // n_runs < 2 ** 24 else torch.float64
+    clipped = pi.clamp(0.0, 1.0)
+    moved = pi.sub_(clipped).ne_(0).view(n_runs, -1).sum(1, dtype=exact)  # pi is scratch here
+    pi.copy_(clipped)
+    below = xi.clamp_max(0.0)
+    xi.sub_(below)  # xi - min(xi, 0) = max(xi, 0), exactly
+    moved += below.ne_(0).view(n_runs, -1).sum(1, dtype=exact)
+    return moved.long()
 
 
 def is_spike_slab(module: nn.Module) -> bool:

@@ -30,6 +30,7 @@ live in ``base`` and are re-exported here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -54,8 +55,9 @@ __all__ = [
     "spike_slab_layers",
 ]
 
-#: How the gradients are computed: the hand-written gBP or autograd through the forward.
-GBP_IMPLEMENTATIONS = ("manual", "autograd")
+#: How the gradients are computed: the hand-written gBP, the same with its elementwise work fused by
+#: ``torch.compile`` (optional: needs a C++ compiler on CPU, compiles on first use), or autograd.
+GBP_IMPLEMENTATIONS = ("manual", "compiled", "autograd")
 
 
 def mean_field_preactivation(x, pi, m, xi, eps, floor: float) -> torch.Tensor:
@@ -74,10 +76,86 @@ def mean_field_preactivation(x, pi, m, xi, eps, floor: float) -> torch.Tensor:
     return (mean + delta * eps) / math.sqrt(x.shape[-1])
 
 
-class _MeanFieldFunction(torch.autograd.Function):
-    """Hand-written gBP for :func:`mean_field_preactivation` (DESIGN.md section 2).
+# -- the elementwise work on the (N_out, N_in) parameter tensors --------------------------------
+# Each eager torch op is one pass over memory, and each fresh (N_out, N_in) tensor a large
+# allocation; beyond twice a plain network's matrix products, these (with Adam over three
+# tensors and the projection) are what an ensemble epoch pays. Eager: 4 passes and 3 fresh tensors forward,
+# 8 passes and 1 fresh tensor backward (the gradients of m and xi overwrite dL/dmu and dL/dvar).
+# Compiled (gbp="compiled"): one fused pass each way, and one for the projection.
 
-    With g = dL/dh, c = 1/sqrt(N_in), gS = g c eps / (2 Delta) and x2 = x^2::
+def _moments(pi, m, xi):
+    """Eager ``pm = pi m``, ``mu = m - pm`` and ``var = (1 - pi)(xi + pm m)``: 4 passes."""
+    pm = pi * m
+    var = torch.addcmul(xi, pm, m)
+    return pm, torch.sub(m, pm), var.addcmul_(pi, var, value=-1.0)
+
+
+def _param_grads_(pi, m, xi, pm, mu, grad_mu, grad_var):
+    """Eager dL/dpi, dL/dm, dL/dxi from dL/dmu and dL/dvar, the last two written over them::
+
+        dL/dpi = m ((1 - 2 pi) m dL/dvar - dL/dmu) - xi dL/dvar      ((1 - 2 pi) m = mu - pm)
+        dL/dxi = (1 - pi) dL/dvar
+        dL/dm  = (1 - pi) dL/dmu + 2 pi m dL/dxi
+    """
+    grad_pi = torch.sub(mu, pm).mul_(grad_var).sub_(grad_mu).mul_(m).addcmul_(xi, grad_var, value=-1.0)
+    grad_xi = grad_var.addcmul_(pi, grad_var, value=-1.0)
+    grad_m = grad_mu.addcmul_(pi, grad_mu, value=-1.0).addcmul_(pm, grad_xi, value=2.0)
+    return grad_pi, grad_m, grad_xi
+
+
+def _fused_moments(pi, m, xi):
+    """mu = (1 - pi) m, var = (1 - pi)(xi + pi m^2): one pass when compiled."""
+    keep = 1.0 - pi
+    return keep * m, keep * (xi + pi * m * m)
+
+
+def _fused_param_grads_(pi, m, xi, grad_mu, grad_var):
+    """:func:`_param_grads_` from pi, m, xi in one pass when compiled; returns dL/dpi."""
+    keep = 1.0 - pi
+    pm = pi * m
+    grad_xi = keep * grad_var
+    grad_pi = ((m - 2.0 * pm) * m - xi) * grad_var - m * grad_mu
+    grad_mu.copy_(keep * grad_mu + 2.0 * pm * grad_xi)
+    grad_var.copy_(grad_xi)
+    return grad_pi
+
+
+def _fused_project_(pi, xi):
+    """Clip pi to [0, 1] and xi to >= 0 in place; entries moved per run (first axis). Fused when compiled."""
+    n_runs = pi.shape[0]
+    moved = ((xi < 0).reshape(n_runs, -1).sum(1) + (pi < 0).reshape(n_runs, -1).sum(1)
+             + (pi > 1).reshape(n_runs, -1).sum(1))
+    pi.copy_(pi.clamp(0.0, 1.0))
+    xi.copy_(xi.clamp(min=0.0))
+    return moved
+
+
+_COMPILED: dict[str, Callable] = {}
+
+
+def fused_kernel(fn: Callable) -> Callable:
+    """``torch.compile(fn)``, compiled once per process on first use (shared by the layer and ``train_many``).
+
+    A missing C++ compiler on CPU surfaces at the first call as torch's own error; use ``gbp="manual"``
+    (the same numbers, eager) where compiling is not possible.
+    """
+    if fn.__name__ not in _COMPILED:
+        compiled = torch.compile(fn, dynamic=True)  # one kernel for every layer shape
+
+        def call(*tensors):  # plain tensors: dynamo would specialize on the shapes of nn.Parameters
+            return compiled(*(t.detach() for t in tensors))
+
+        _COMPILED[fn.__name__] = call
+    return _COMPILED[fn.__name__]
+
+
+class _MeanFieldFunction(torch.autograd.Function):
+    """Hand-written gBP for :func:`mean_field_preactivation` (DESIGN.md section 2), with or without a run axis.
+
+    Shapes: x ``(B, N_in)``, pi/m/xi ``(N_out, N_in)``, eps ``(B, N_out)``; or, for ``train_many``'s
+    stacked runs, x ``(K, B, N_in)``, pi/m/xi ``(K, N_out, N_in)``, eps ``(K, B, N_out)`` (batched
+    products, run k sees only its own parameters). With g = dL/dh, c = 1/sqrt(N_in),
+    gS = g c eps / (2 Delta) and x2 = x^2::
 
         dL/dmu  = (g c)^T x          dL/dvar = gS^T x2
         dL/dpi  = -m dL/dmu + (m^2 (1 - 2 pi) - xi) dL/dvar
@@ -85,45 +163,48 @@ class _MeanFieldFunction(torch.autograd.Function):
         dL/dxi  = (1 - pi) dL/dvar
         dL/dx   = (g c) mu + 2 x (gS var)
 
-    Written for few passes over memory (in-place updates of fresh tensors):
-    on a CPU the elementwise work is a large part of a small layer's cost.
-    First derivatives only: for Hessian-vector products or ``torch.func`` use
-    ``gbp="autograd"``.
+    The elementwise work on the parameters runs as :func:`_moments` / :func:`_param_grads_` (eager,
+    few passes and fresh tensors) or, with ``compiled``, as the fused kernels :func:`_fused_moments` /
+    :func:`_fused_param_grads_`. First derivatives only: for Hessian-vector products or
+    ``torch.func`` use ``gbp="autograd"``.
     """
 
     @staticmethod
-    def forward(ctx, x, pi, m, xi, eps, floor):
-        keep = 1.0 - pi
-        pm = pi * m
-        mu = keep * m
-        var = torch.addcmul(xi, pm, m).mul_(keep)  # (1 - pi)(xi + pi m^2)
+    def forward(ctx, x, pi, m, xi, eps, floor, compiled=False):
+        if compiled:
+            mu, var = fused_kernel(_fused_moments)(pi, m, xi)
+            factors = (pi, m, xi)
+        else:
+            pm, mu, var = _moments(pi, m, xi)
+            factors = (pi, m, xi, pm)
         x2 = x.square()
-        delta = torch.addmm(var.new_full((), floor), x2, var.t()).sqrt_()  # (B, N_out)
+        delta = torch.matmul(x2, var.mT).add_(floor).sqrt_()  # (..., B, N_out)
         scale = 1.0 / math.sqrt(x.shape[-1])
-        h = torch.addcmul(x @ mu.t(), delta, eps).mul_(scale)  # (B, N_out)
-        ctx.save_for_backward(x, x2, m, xi, keep, pm, mu, var, eps, delta)
-        ctx.scale = scale
+        h = torch.addcmul(torch.matmul(x, mu.mT), delta, eps).mul_(scale)  # (..., B, N_out)
+        ctx.save_for_backward(x, x2, mu, var, eps, delta, *factors)
+        ctx.scale, ctx.compiled = scale, compiled
         return h
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h):
-        x, x2, m, xi, keep, pm, mu, var, eps, delta = ctx.saved_tensors
-        grad_mean = grad_h * ctx.scale  # (B, N_out): dL/dG
-        grad_s = (grad_mean * eps).div_(delta).mul_(0.5)  # (B, N_out): dL/dS, S = x^2 var^T
+        x, x2, mu, var, eps, delta, *factors = ctx.saved_tensors
+        grad_mean = grad_h * ctx.scale  # (..., B, N_out): dL/dG
+        grad_s = (grad_mean * eps).div_(delta).mul_(0.5)  # (..., B, N_out): dL/dS, S = x^2 var^T
         grad_x = grad_pi = grad_m = grad_xi = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.addcmul(grad_mean @ mu, x, grad_s @ var, value=2.0)
+            grad_x = torch.addcmul(torch.matmul(grad_mean, mu), x, torch.matmul(grad_s, var), value=2.0)
         if any(ctx.needs_input_grad[1:4]):
-            grad_mu = grad_mean.t() @ x  # (N_out, N_in)
-            grad_var = grad_s.t() @ x2  # (N_out, N_in)
-            if ctx.needs_input_grad[1]:  # (m (m - 2 pi m) - xi) dL/dvar - m dL/dmu
-                grad_pi = torch.add(m, pm, alpha=-2.0).mul_(m).sub_(xi).mul_(grad_var).addcmul_(m, grad_mu, value=-1.0)
-            if ctx.needs_input_grad[2]:  # (1 - pi)(dL/dmu + 2 pi m dL/dvar)
-                grad_m = torch.addcmul(grad_mu, pm, grad_var, value=2.0).mul_(keep)
-            if ctx.needs_input_grad[3]:
-                grad_xi = grad_var.mul_(keep)
-        return grad_x, grad_pi, grad_m, grad_xi, None, None
+            grad_mu = torch.matmul(grad_mean.mT, x)  # (..., N_out, N_in)
+            grad_var = torch.matmul(grad_s.mT, x2)  # (..., N_out, N_in)
+            if ctx.compiled:
+                grad_pi = fused_kernel(_fused_param_grads_)(*factors, grad_mu, grad_var)
+                grad_m, grad_xi = grad_mu, grad_var  # overwritten in place by the kernel
+            else:
+                grad_pi, grad_m, grad_xi = _param_grads_(*factors, mu, grad_mu, grad_var)
+            grad_pi, grad_m, grad_xi = (g if need else None for g, need in
+                                        zip((grad_pi, grad_m, grad_xi), ctx.needs_input_grad[1:4]))
+        return grad_x, grad_pi, grad_m, grad_xi, None, None, None
 
 
 class SpikeSlabLinear(SpikeSlabLayer):
@@ -151,7 +232,9 @@ class SpikeSlabLinear(SpikeSlabLayer):
     :param float floor: added to the variance under Delta's square root, so that
         the gradient stays finite where every weight of a unit is deterministic.
     :param str eval_mode: one of ``EVAL_MODES``.
-    :param str gbp: ``"manual"`` (hand-written gBP, default) or ``"autograd"``; same gradients.
+    :param str gbp: ``"manual"`` (hand-written gBP, default), ``"compiled"`` (the same, its elementwise
+        work and the projection fused by ``torch.compile``: faster on wide layers; needs a C++ compiler
+        on CPU and compiles on first use) or ``"autograd"``; same gradients to rounding.
     :param bool decay_pi: weight-decay pi too (the 2022 revision); by default only m and xi are decayed.
     """
 
@@ -220,11 +303,18 @@ class SpikeSlabLinear(SpikeSlabLayer):
     def _mean_field(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features)  # (B, N_in) for any leading shape
         eps = torch.randn(flat.shape[0], self.out_features, dtype=flat.dtype, device=flat.device)
-        if self.gbp == "manual":
-            h = _MeanFieldFunction.apply(flat, self.pi, self.m, self.xi, eps, self.floor)
+        if self.gbp != "autograd":
+            h = _MeanFieldFunction.apply(flat, self.pi, self.m, self.xi, eps, self.floor, self.gbp == "compiled")
         else:
             h = mean_field_preactivation(flat, self.pi, self.m, self.xi, eps, self.floor)
         return h.reshape(*x.shape[:-1], self.out_features)
+
+    @torch.no_grad()
+    def project_(self) -> torch.Tensor:
+        """As :meth:`SpikeSlabLayer.project_`; with ``gbp="compiled"`` one fused pass (:func:`_fused_project_`)."""
+        if self.gbp != "compiled":
+            return super().project_()
+        return fused_kernel(_fused_project_)(self.pi.unsqueeze(0), self.xi.unsqueeze(0)).reshape(())
 
     def _plain_module(self, weight: torch.Tensor) -> nn.Linear:
         # skip_init: no Kaiming init, so building a copy never moves the global RNG

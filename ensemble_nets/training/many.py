@@ -211,10 +211,11 @@ def train_many(models: list[nn.Module], data: Dataset, configs: list[TrainConfig
         many epochs and restore its best epoch's parameters.
     :param monitor: (str) The metrics column watched by early stopping (higher is better).
     :param compile: (bool) Run the elementwise work on spike-and-slab parameters (moments, gradients,
-        projection) as ``torch.compile``d kernels: fewer passes over memory, the same numbers to rounding.
-        The first call in a process compiles (about a minute on a CPU); needs a C++ compiler on CPU.
-        Measured on one CPU thread (784-50-50-10, K = 8): no faster than eager (0.68 against
-        0.71 s per stacked epoch), the products and Adam dominating; meant for GPUs, where fusing
+        projection) as fused ``torch.compile`` kernels (those of ``SpikeSlabLinear(gbp="compiled")``):
+        fewer passes over memory, the same numbers to rounding. The first call in a process compiles
+        (seconds per kernel on a CPU, cached on disk afterwards); needs a C++ compiler on CPU.
+        Measured on one CPU thread (784-50-50-10, K = 8): no faster than eager (0.90 against
+        0.81 s per stacked epoch), the products and Adam dominating; meant for GPUs, where fusing
         saves kernel launches (not measured here).
     :returns: (list of TrainResult) In the order of ``models``.
     """

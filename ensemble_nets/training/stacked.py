@@ -20,9 +20,10 @@ The noise eps_k of a spike-and-slab layer comes from run k's own generator,
 drawn as ``torch.randn(B, N_out)``, exactly what the module draws from the
 global generator in :func:`~ensemble_nets.training.train`; so run k of a
 stack consumes the same random numbers, in the same order, as run k alone.
-The spike-and-slab pass has a hand-written batched gBP backward
-(:class:`_StackedMeanField`, the batched twin of the layer's own), checked
-against autograd in the tests.
+The spike-and-slab pass is the layer's own hand-written gBP
+(:class:`~ensemble_nets.layers.spike_slab._MeanFieldFunction`, which takes a
+leading run axis and then uses batched products), checked against autograd in
+the tests.
 
 To support another layer: add a ``_op_*`` builder returning a ``_Op`` and
 list it in :func:`_make_op`.
@@ -35,98 +36,25 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from ensemble_nets.layers import ModeLinear, ScaledLinear, SpikeSlabLinear
+from ensemble_nets.layers.base import project_counts_
+from ensemble_nets.layers.spike_slab import _MeanFieldFunction, _fused_project_, fused_kernel
 
 __all__ = ["StackedModel", "check_stackable", "stack_models", "structure_difference"]
 
 _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Identity, nn.LeakyReLU, nn.GELU, nn.Sigmoid, nn.ELU, nn.SiLU, nn.Softplus)
 
 
-def _moments(pi, m, xi):
-    """keep = 1 - pi, pm = pi m, mu = (1 - pi) m, var = (1 - pi)(xi + pi m^2): one fused pass when compiled."""
-    keep = 1.0 - pi
-    pm = pi * m
-    return keep, pm, keep * m, (xi + pm * m) * keep
-
-
-def _param_grads(m, xi, keep, pm, grad_mu, grad_var):
-    """dL/dpi, dL/dm, dL/dxi from dL/dmu and dL/dvar (see the layer's gBP): one fused pass when compiled."""
-    grad_pi = ((m - 2.0 * pm) * m - xi) * grad_var - m * grad_mu
-    return grad_pi, (grad_mu + 2.0 * pm * grad_var) * keep, grad_var * keep
-
-
 def _project_counts_(pi, xi):
     """Clip pi to [0, 1] and xi to >= 0 in place; entries moved per run ``(K,)``."""
-    n_runs = pi.shape[0]  # int32 sums over (K, -1) views: the cheapest per-run count in eager mode
-    moved = (xi.lt(0).view(n_runs, -1).sum(1, dtype=torch.int32)
-             + pi.lt(0).view(n_runs, -1).sum(1, dtype=torch.int32)
-             + pi.gt(1).view(n_runs, -1).sum(1, dtype=torch.int32))
-    pi.clamp_(0.0, 1.0)
-    xi.clamp_(min=0.0)
-    return moved
+    return project_counts_(pi, xi, pi.shape[0])
 
 
-_COMPILED: dict[str, Callable] = {}
-
-
-def _kernel(fn: Callable, compiled: bool) -> Callable:
-    """``fn`` itself, or its ``torch.compile`` version (compiled once per process, on first use)."""
-    if not compiled:
-        return fn
-    if fn.__name__ not in _COMPILED:
-        _COMPILED[fn.__name__] = torch.compile(fn, dynamic=None)
-    return _COMPILED[fn.__name__]
-
-
-class _StackedMeanField(torch.autograd.Function):
-    """Batched gBP: :class:`~ensemble_nets.layers.spike_slab._MeanFieldFunction` with a leading run axis.
-
-    Shapes: x ``(K, B, N_in)``, pi/m/xi ``(K, N_out, N_in)``, eps ``(K, B, N_out)``, floor a float.
-    With ``compiled``, the elementwise work on the parameters runs as ``torch.compile``d kernels
-    (:func:`_moments`, :func:`_param_grads`): fewer passes over memory, same numbers to rounding.
-    """
-
-    @staticmethod
-    def forward(ctx, x, pi, m, xi, eps, floor, compiled=False):
-        if compiled:
-            keep, pm, mu, var = _kernel(_moments, True)(pi, m, xi)
-        else:
-            keep = 1.0 - pi
-            pm = pi * m
-            mu = keep * m
-            var = torch.addcmul(xi, pm, m).mul_(keep)  # (1 - pi)(xi + pi m^2)
-        x2 = x.square()
-        delta = torch.baddbmm(var.new_full((), floor), x2, var.mT).sqrt_()  # (K, B, N_out)
-        scale = 1.0 / math.sqrt(x.shape[-1])
-        h = torch.addcmul(torch.bmm(x, mu.mT), delta, eps).mul_(scale)  # (K, B, N_out)
-        ctx.save_for_backward(x, x2, m, xi, keep, pm, mu, var, eps, delta)
-        ctx.scale, ctx.compiled = scale, compiled
-        return h
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_h):
-        x, x2, m, xi, keep, pm, mu, var, eps, delta = ctx.saved_tensors
-        grad_mean = grad_h * ctx.scale  # (K, B, N_out): dL/dG
-        grad_s = (grad_mean * eps).div_(delta).mul_(0.5)  # (K, B, N_out): dL/dS
-        grad_x = grad_pi = grad_m = grad_xi = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.addcmul(torch.bmm(grad_mean, mu), x, torch.bmm(grad_s, var), value=2.0)
-        if any(ctx.needs_input_grad[1:4]):
-            grad_mu = torch.bmm(grad_mean.mT, x)  # (K, N_out, N_in)
-            grad_var = torch.bmm(grad_s.mT, x2)  # (K, N_out, N_in)
-            if ctx.compiled and all(ctx.needs_input_grad[1:4]):
-                grad_pi, grad_m, grad_xi = _kernel(_param_grads, True)(m, xi, keep, pm, grad_mu, grad_var)
-                return grad_x, grad_pi, grad_m, grad_xi, None, None, None
-            if ctx.needs_input_grad[1]:
-                grad_pi = torch.add(m, pm, alpha=-2.0).mul_(m).sub_(xi).mul_(grad_var).addcmul_(m, grad_mu, value=-1.0)
-            if ctx.needs_input_grad[2]:
-                grad_m = torch.addcmul(grad_mu, pm, grad_var, value=2.0).mul_(keep)
-            if ctx.needs_input_grad[3]:
-                grad_xi = grad_var.mul_(keep)
-        return grad_x, grad_pi, grad_m, grad_xi, None, None, None
+#: The batched gBP is the layer's own: :class:`~ensemble_nets.layers.spike_slab._MeanFieldFunction` takes
+#: x ``(K, B, N_in)``, pi/m/xi ``(K, N_out, N_in)``, eps ``(K, B, N_out)`` (batched products), and with
+#: ``compiled`` runs its elementwise work as fused ``torch.compile`` kernels.
+_StackedMeanField = _MeanFieldFunction
 
 
 def stacked_mean_field(x, pi, m, xi, eps, floor: float) -> torch.Tensor:
@@ -157,9 +85,10 @@ def _op_spike_slab(prefix, layer, names_of, compiled=False):
     floor, n_out = layer.floor, layer.out_features
 
     def fn(x, params, generators):
-        eps = torch.stack([torch.randn(x.shape[1], n_out, generator=g, dtype=x.dtype, device=x.device)
-                           for g in generators])  # (K, B, N_out): run k's own stream, as the layer draws it
-        h = _StackedMeanField.apply(x, params[pi], params[m], params[xi], eps, floor, compiled)
+        eps = x.new_empty(x.shape[0], x.shape[1], n_out)  # (K, B, N_out)
+        for eps_k, g in zip(eps, generators):  # run k's own stream: the numbers of torch.randn(B, N_out)
+            eps_k.normal_(generator=g)
+        h = _MeanFieldFunction.apply(x, params[pi], params[m], params[xi], eps, floor, compiled)
         return h if bias is None else h + params[bias].unsqueeze(1)
 
     reads = (pi, m, xi) + ((bias,) if bias else ())
@@ -282,7 +211,7 @@ class StackedModel:
     def project_(self) -> torch.Tensor:
         """pi to [0, 1], xi to >= 0 in every spike-and-slab layer; entries moved per run, ``(K,)``."""
         moved = torch.zeros(self.n_runs, dtype=torch.long, device=next(iter(self.params.values())).device)
-        project = _kernel(_project_counts_, self.compiled)
+        project = fused_kernel(_fused_project_) if self.compiled else _project_counts_
         for op in self.ops:
             if op.projected:
                 moved += project(self.params[op.projected["pi"]].detach(), self.params[op.projected["xi"]].detach())

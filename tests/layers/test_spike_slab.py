@@ -245,3 +245,70 @@ def test_decayed_parameters_follow_decay_pi():
     assert SpikeSlabLinear(3, 2, decay_pi=True).decayed_parameters == ("pi", "m", "xi")
     with pytest.raises(ValueError, match="finite"):
         SpikeSlabLinear(3, 2, m_std=float("nan"))
+
+
+def test_gbp_with_some_parameters_frozen_matches_autograd():
+    """The gBP computes what is asked: a frozen pi gets no gradient, the others are unchanged."""
+    from ensemble_nets.layers.spike_slab import _MeanFieldFunction
+
+    layer = make_layer(9, 4)
+    layer.pi.requires_grad_(False)
+    x = torch.rand(5, 9, dtype=torch.float64)
+    eps = torch.randn(5, 4, dtype=torch.float64)
+    manual = torch.autograd.grad(_MeanFieldFunction.apply(x, layer.pi, layer.m, layer.xi, eps, 1e-8).sum(),
+                                 (layer.m, layer.xi))
+    auto = torch.autograd.grad(mean_field_preactivation(x, layer.pi, layer.m, layer.xi, eps, 1e-8).sum(),
+                               (layer.m, layer.xi))
+    for a, b in zip(manual, auto):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_projection_counts_per_run_and_clips_exactly():
+    from ensemble_nets.layers.base import project_counts_
+
+    pi = torch.tensor([[[-0.5, 0.0, 1.0, 1.5], [2.5, 0.3, -0.0, 1.0 + 1e-7]],
+                       [[0.2, 0.4, 0.6, 0.8], [3.7, -2.0, 1.0, 0.0]]])
+    xi = torch.tensor([[[-0.1, 0.0, -0.0, 0.2], [0.5, -1e-30, 3.0, 0.0]],
+                       [[0.1, 0.1, 0.1, 0.1], [-7.0, 0.0, 0.0, 0.0]]])
+    expected = ((pi < 0) | (pi > 1)).flatten(1).sum(1) + (xi < 0).flatten(1).sum(1)
+    pi_clipped, xi_clipped = pi.clamp(0, 1), xi.clamp(min=0)
+    moved = project_counts_(pi, xi, n_runs=2)
+    assert moved.tolist() == expected.tolist() == [6, 3]
+    assert torch.equal(pi, pi_clipped) and torch.equal(xi, xi_clipped)  # exactly 0 and 1 on the boundary
+    assert ((pi == 0) | (pi == 1)).sum() == 11  # the boundary values the categories test for equality
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own imports (torch.jit)
+def test_compiled_gbp_matches_manual_and_gradcheck():
+    """gbp="compiled" (torch.compile'd kernels): same forward, gradients and projection as the eager gBP."""
+    import shutil
+
+    pytest.importorskip("torch._inductor")
+    if not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
+        pytest.skip("torch.compile on CPU needs a C++ compiler")
+    from ensemble_nets.layers.spike_slab import _MeanFieldFunction
+
+    layer = make_layer(7, 3)
+    x = torch.rand(4, 7, dtype=torch.float64, requires_grad=True)
+    eps = torch.randn(4, 3, dtype=torch.float64)
+    params = (x, layer.pi, layer.m, layer.xi)
+    assert torch.autograd.gradcheck(lambda *a: _MeanFieldFunction.apply(*a, eps, 1e-3, True), params)
+    g = torch.randn(4, 3, dtype=torch.float64)
+    compiled = torch.autograd.grad(_MeanFieldFunction.apply(*params, eps, 1e-8, True), params, g)
+    auto = torch.autograd.grad(mean_field_preactivation(*params, eps, 1e-8), params, g)
+    for a, b in zip(compiled, auto):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+    # the whole layer, and its projection
+    eager, fused = make_layer(7, 3), make_layer(7, 3, gbp="compiled")
+    fused.load_state_dict(eager.state_dict())
+    torch.manual_seed(5)
+    h_eager = eager.train()(x.detach())
+    torch.manual_seed(5)
+    assert torch.allclose(fused.train()(x.detach()), h_eager)
+    with torch.no_grad():
+        for layer in (eager, fused):
+            layer.pi[0, :3] = torch.tensor([-0.5, 1.5, 1.0], dtype=torch.float64)
+            layer.xi[1, :2] = torch.tensor([-0.1, 0.0], dtype=torch.float64)
+    assert eager.project_().item() == fused.project_().item() == 3
+    assert torch.equal(eager.pi, fused.pi) and torch.equal(eager.xi, fused.xi)
