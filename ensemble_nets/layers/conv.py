@@ -52,13 +52,15 @@ from torch.autograd.function import once_differentiable
 from ensemble_nets.distributions import spike_slab_moments
 from ensemble_nets.layers.base import REFERENCE_M_STD, SpikeSlabLayer
 from ensemble_nets.layers.linear import FanInScaled
-from ensemble_nets.layers.spike_slab import GBP_IMPLEMENTATIONS
 
 __all__ = ["PADDING_MODES", "ScaledConv2d", "SpikeSlabConv1d", "SpikeSlabConv2d", "SpikeSlabConvNd"]
 
 #: Padding modes, as in ``nn.Conv2d``.
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
+
+#: How a conv layer's training pass is differentiated (SpikeSlabLinear adds "compiled").
+CONV_GBP_IMPLEMENTATIONS = ("manual", "autograd")
 
 def _tuple(value, n: int, name: str) -> tuple[int, ...]:
     values = (value,) * n if isinstance(value, int) else tuple(value)
@@ -187,8 +189,9 @@ class SpikeSlabConvNd(SpikeSlabLayer):
 
     @gbp.setter
     def gbp(self, kind: str) -> None:
-        if kind not in GBP_IMPLEMENTATIONS:
-            raise ValueError(f"gbp must be one of {GBP_IMPLEMENTATIONS}, got {kind!r}")
+        if kind not in CONV_GBP_IMPLEMENTATIONS:
+            hint = " (the compiled kernels exist for SpikeSlabLinear only)" if kind == "compiled" else ""
+            raise ValueError(f"gbp must be one of {CONV_GBP_IMPLEMENTATIONS}, got {kind!r}{hint}")
         self._gbp = kind
 
     def _mean_field(self, x: torch.Tensor) -> torch.Tensor:

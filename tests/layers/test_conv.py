@@ -145,6 +145,8 @@ def test_manual_gbp_skips_the_input_gradient_of_a_first_layer():
     assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in zip(grads["manual"], grads["autograd"]))
     with pytest.raises(ValueError, match="gbp must be one of"):
         layer.gbp = "numeric"
+    with pytest.raises(ValueError, match="SpikeSlabLinear only"):
+        layer.gbp = "compiled"
 
 
 def test_full_kernel_conv_is_the_linear_layer():
