@@ -56,23 +56,36 @@ def _cells(frame: pd.DataFrame) -> list[tuple[float, float, np.ndarray, np.ndarr
     return out
 
 
-def bootstrap_cells(frame: pd.DataFrame, stat, *, n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
-    """``(estimate, lo, hi)`` of ``stat(means)``, ``means`` a frame of cell means (``alpha``, ``level``,
-    ``c``, ``abs_c``, ``test_acc``), with each cell's seeds resampled; ``stat`` returns a float."""
+def _tables(frame: pd.DataFrame, n_boot: int, seed: int):
+    """The cell-mean table of the data, then ``n_boot`` tables with each cell's seeds resampled."""
     cells = _cells(frame)
     rng = np.random.default_rng(seed)
+    alphas = np.array([cell[0] for cell in cells])
+    levels = np.array([cell[1] for cell in cells])
 
-    def table(pick):
-        rows = []
-        for (alpha, level, c, acc), idx in zip(cells, pick):
-            rows.append({"alpha": alpha, "level": level, "c": c[idx].mean() if len(idx) else np.nan,
-                         "abs_c": np.abs(c[idx]).mean() if len(idx) else np.nan,
-                         "test_acc": acc[idx].mean() if len(idx) else np.nan})
-        return pd.DataFrame(rows)
+    def means(values, idx):  # (n_cells, n_boot) means of resampled seeds; NaN for a cell without seeds
+        return np.array([v[i].mean(axis=-1) if len(v) else np.full(i.shape[:-1], np.nan) for v, i in zip(values, idx)])
 
-    estimate = stat(table([np.arange(len(c)) for _, _, c, _ in cells]))
-    draws = np.array([stat(table([rng.integers(0, len(c), len(c)) for _, _, c, _ in cells]))
-                      for _ in range(n_boot)], dtype=float)
+    c = [cell[2] for cell in cells]
+    abs_c = [np.abs(v) for v in c]
+    acc = [cell[3] for cell in cells]
+    ident = [np.arange(len(v))[None] for v in c]
+    draws = [rng.integers(0, max(len(v), 1), (n_boot, len(v))) for v in c]
+    point = pd.DataFrame({"alpha": alphas, "level": levels, "c": means(c, ident)[:, 0],
+                          "abs_c": means(abs_c, ident)[:, 0], "test_acc": means(acc, ident)[:, 0]})
+    c_b, abs_b, acc_b = means(c, draws), means(abs_c, draws), means(acc, draws)  # (n_cells, n_boot)
+    boots = (pd.DataFrame({"alpha": alphas, "level": levels, "c": c_b[:, b], "abs_c": abs_b[:, b],
+                           "test_acc": acc_b[:, b]}) for b in range(n_boot))
+    return point, boots
+
+
+def bootstrap_cells(frame: pd.DataFrame, stat, *, n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+    """``(estimate, lo, hi)`` of ``stat(means)``, ``means`` a frame of cell means (``alpha``, ``level``,
+    ``c``, ``abs_c``, ``test_acc``), with each cell's seeds resampled; ``stat`` returns a float.
+    Non-finite draws are left out of the interval."""
+    point, boots = _tables(frame, n_boot, seed)
+    estimate = stat(point)
+    draws = np.array([stat(table) for table in boots], dtype=float)
     finite = draws[np.isfinite(draws)]
     if finite.size == 0:
         return float(estimate), float("nan"), float("nan")
@@ -180,16 +193,8 @@ def _claim_d(label, frame, knob, n_boot):
 
 def _bootstrap_vector(frame: pd.DataFrame, stat, n_boot: int, seed: int = 0) -> np.ndarray:
     """``(n_boot, ...)`` draws of a vector statistic of the cell-mean table (seeds resampled per cell)."""
-    cells = _cells(frame)
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        rows = []
-        for alpha, level, c, acc in cells:
-            idx = rng.integers(0, len(c), len(c)) if len(c) else np.array([], dtype=int)
-            rows.append({"alpha": alpha, "level": level, "c": c[idx].mean() if len(idx) else np.nan})
-        draws.append(stat(pd.DataFrame(rows)))
-    return np.array(draws, dtype=float)
+    _, boots = _tables(frame, n_boot, seed)
+    return np.array([stat(table) for table in boots], dtype=float)
 
 
 def _ensemble(frames: dict[str, pd.DataFrame]) -> list[dict]:
@@ -253,7 +258,7 @@ def format_claims(tables: dict[str, pd.DataFrame]) -> str:
     return "\n".join(parts)
 
 
-def spring_panel(noises=(0.0, 0.003, 0.01, 0.03, 0.1), seeds=range(5), t_max: float = 700.0) -> pd.DataFrame:
+def spring_panel(noises=(0.0, 0.003, 0.01, 0.03, 0.1), seeds=range(10), t_max: float = 700.0) -> pd.DataFrame:
     """The theory panel: the second-order (Langevin) spring-block chain's time-averaged spring lengths
     against noise, asymmetric (0.003/0.004, the reference) and symmetric (0.003/0.003) friction, mean
     over ``seeds`` (:func:`~ensemble_nets.analysis.theory.langevin_elongations`). Columns ``noise``,
