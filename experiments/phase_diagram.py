@@ -12,7 +12,7 @@ The protocol is ``ensemble_nets.protocols.phase``; the claims statistics are
 
 Examples::
 
-    # the paper grids of docs/phase.md (alpha 0, 0.2, ..., 1 x 5-6 levels x 3 seeds; reference epochs)
+    # the paper grids of docs/phase.md (alpha 0, 0.2, ..., 1 x 5-6 levels x 3 seeds; 100 epochs)
     python experiments/phase_diagram.py --data-root ../shared/data/mnist --knob data_noise
     python experiments/phase_diagram.py --data-root ../shared/data/mnist --knob dropout
     python experiments/phase_diagram.py --data-root ../shared/data/mnist --knob lr
