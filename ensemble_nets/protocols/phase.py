@@ -5,9 +5,9 @@ One cell of the diagram, as the authors' code (``DaDaCheng/DNN_Spring``, ``src/m
 ``bash/test_pd_*.sh`` grids) runs it: 10x10 MNIST (here the embedded digits average-pooled from
 28x28), ``n_train = 2560`` training digits, the reference :class:`~ensemble_nets.models.deep.PhaseMLP`
 (input BatchNorm, 7 blocks ``[Linear, BatchNorm, LeakyReLU(alpha), Dropout(p)]``, readout), Adam
-(lr 1e-3), full batch, 100 epochs (the reference: 200 on the lr axis; cut here to 100 for cost); then the separation of the clean training
-set at the input after the BatchNorm, after every block and at the logits (eval mode), and the
-test accuracy. The noise knobs, one at a time against alpha::
+(lr 1e-3), full batch, 100 epochs (the reference trains 200 on the lr axis; cut here to 100 for
+cost); then the separation of the clean training set at the input after the BatchNorm, after every
+block and at the logits (eval mode), and the test accuracy. The noise knobs, one at a time against alpha::
 
     data_noise        EVERY step a fraction of the batch labels is redrawn uniformly at random AND
                       Gaussian noise x + N(0, 1) * std(X) * noise is added to the inputs (the paper's knob)
@@ -68,7 +68,7 @@ PHASE_DEFAULTS: dict = {
     "lr": 1e-3,                  # Adam learning rate
     "dropout": 0.0,              # dropout p in every block
     "batch_size": None,          # None: full batch (n_train), as the reference outside the batch-size axis
-    "xi_max": 0.0, "pi_init": 0.0, "m_std": 0.1,   # spike-and-slab init (xi_max: the ensemble-noise knob); m_std 0.1 ~ nn.Linear scale
+    "xi_max": 0.0, "pi_init": 0.0, "m_std": 0.1,   # spike-and-slab init; xi_max: the ensemble-noise knob; m_std ~ nn.Linear
     "epochs": 100,               # reference: 100 (200 on the lr axis, cut to 100 in the paper grids)
     "steps": None,               # Adam updates; None: epochs * (n_train // batch_size)
     "seed": 0,
