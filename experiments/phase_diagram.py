@@ -42,7 +42,7 @@ from ensemble_nets.cli import add_config_arguments, config_from_args, positive_i
 from ensemble_nets.protocols.phase import PhaseGridConfig, make_cells, run_phase_grid
 
 
-def _claims(runs: Path, out: Path | None) -> int:
+def _claims(runs: Path, out: Path | None, measure: str = "c") -> int:
     from ensemble_nets.analysis.phase_claims import claims_tables, format_claims
     from ensemble_nets.protocols.phase import GRIDS, grid_frame
 
@@ -51,12 +51,12 @@ def _claims(runs: Path, out: Path | None) -> int:
     if not frames:
         print(f"no paper grid under {runs}/phase-paper; run the commands of this script's docstring", file=sys.stderr)
         return 1
-    tables = claims_tables(frames)
+    tables = claims_tables(frames, measure=measure)
     print(format_claims(tables))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for name, table in tables.items():
-            table.to_csv(out / f"{name}.csv", index=False)
+            table.to_csv(out / f"{name}-{measure}.csv", index=False)
         print(f"wrote {', '.join(sorted(tables))} (.csv) to {out}")
     return 0
 
@@ -71,9 +71,11 @@ def main(argv=None) -> int:
     parser.add_argument("--address", help="a Ray cluster address (e.g. auto); default: local workers")
     parser.add_argument("--claims", action="store_true", help="print the claims tables of the paper grids found")
     parser.add_argument("--claims-out", type=Path, help="with --claims: folder for the tables as CSV")
+    parser.add_argument("--measure", default="c", choices=("c", "c_tr", "curvature"),
+                        help="with --claims: the curvature column (c: the reference's, He-Su; c_tr: trace ratio)")
     args = parser.parse_args(argv)
     if args.claims:
-        return _claims(args.runs, args.claims_out)
+        return _claims(args.runs, args.claims_out, args.measure)
     try:
         config = config_from_args(PhaseGridConfig, args)
     except ValueError as err:

@@ -221,14 +221,19 @@ def _ensemble(frames: dict[str, pd.DataFrame]) -> list[dict]:
     return rows
 
 
-def claims_tables(frames: dict[str, pd.DataFrame], *, n_boot: int = 1000) -> dict[str, pd.DataFrame]:
+def claims_tables(frames: dict[str, pd.DataFrame], *, n_boot: int = 1000, measure: str = "c"
+                  ) -> dict[str, pd.DataFrame]:
     """The tables ``claim_a`` ... ``claim_d`` (one block per grid) and ``ensemble`` (see the module docstring).
 
-    :param frames: label -> grid frame (columns ``alpha``, ``level``, ``seed``, ``knob``, ``c``, ``test_acc``).
+    :param frames: label -> grid frame (columns ``alpha``, ``level``, ``seed``, ``knob``, ``test_acc`` and
+        ``measure``).
+    :param measure: the curvature column: ``"c"`` (the reference's, of log Tr(Sigma_w Sigma_b^+)), ``"c_tr"``
+        (the same of log Tr Sigma_w / Tr Sigma_b) or ``"curvature"`` (normalized).
     """
     out = {"claim_a": [], "claim_b": [], "claim_c": [], "claim_d": []}
+    frames = {label: frame.assign(c=frame[measure]) if measure in frame else frame for label, frame in frames.items()}
     for label, frame in frames.items():
-        missing = {"alpha", "level", "seed", "knob", "c", "test_acc"} - set(frame)
+        missing = {"alpha", "level", "seed", "knob", "c", "test_acc", measure} - set(frame)
         if missing:
             raise ValueError(f"grid {label!r} lacks columns {sorted(missing)}; grids written before issue 12 "
                              "(no reference c) must be rerun with experiments/phase_diagram.py")
