@@ -69,7 +69,8 @@ def test_paper_grids_and_stacks():
     assert len(cells) == 6 * 5 * 3 and cells[0]["name"] == "a0-data_noise0-s0"
     assert {c["epochs"] for c in cells} == {100}
     assert {c["epochs"] for c in make_cells(PhaseGridConfig(knob="lr"))} == {100}  # the reference: 200 (cut)
-    assert len(make_cells(PhaseGridConfig(knob="dropout"))) == 6 * 6 * 3
+    assert len(make_cells(PhaseGridConfig(knob="dropout"))) == 6 * 5 * 3
+    assert {c["epochs"] for c in make_cells(PhaseGridConfig(knob="batch_size"))} == {50}  # the reference: 100 (cut)
     batch = make_cells(PhaseGridConfig(knob="batch_size"))
     groups = group_cells(batch)
     # one stack per batch size: 18 runs (6 alphas x 3 seeds) for small batches, 3 for the full batch
