@@ -5,9 +5,10 @@ One cell of the diagram, as the authors' code (``DaDaCheng/DNN_Spring``, ``src/m
 ``bash/test_pd_*.sh`` grids) runs it: 10x10 MNIST (here the embedded digits average-pooled from
 28x28), ``n_train = 2560`` training digits, the reference :class:`~ensemble_nets.models.deep.PhaseMLP`
 (input BatchNorm, 7 blocks ``[Linear, BatchNorm, LeakyReLU(alpha), Dropout(p)]``, readout), Adam
-(lr 1e-3), full batch, 100 epochs (the reference trains 200 on the lr axis, cut here to 100 for
-cost; the batch-size axis trains 50 epochs, the reference 100); then the separation of the clean training set at the input after the BatchNorm, after every
-block and at the logits (eval mode), and the test accuracy. The noise knobs, one at a time against alpha::
+(lr 1e-3), full batch, 100 epochs (the reference trains 200 on the lr axis, cut here to 100
+for cost, and the batch-size axis 100, cut here to 50); then the separation of the clean training
+set at the input after the BatchNorm, after every block and at the logits (eval mode), and the
+test accuracy. The noise knobs, one at a time against alpha::
 
     data_noise        EVERY step a fraction of the batch labels is redrawn uniformly at random AND
                       Gaussian noise x + N(0, 1) * std(X) * noise is added to the inputs (the paper's knob)
