@@ -82,7 +82,9 @@ def _tables(frame: pd.DataFrame, n_boot: int, seed: int):
 def bootstrap_cells(frame: pd.DataFrame, stat, *, n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
     """``(estimate, lo, hi)`` of ``stat(means)``, ``means`` a frame of cell means (``alpha``, ``level``,
     ``c``, ``abs_c``, ``test_acc``), with each cell's seeds resampled; ``stat`` returns a float.
-    Non-finite draws are left out of the interval."""
+    Non-finite draws are left out of the interval; an empty frame gives NaNs."""
+    if frame.empty:
+        return float("nan"), float("nan"), float("nan")
     point, boots = _tables(frame, n_boot, seed)
     estimate = stat(point)
     draws = np.array([stat(table) for table in boots], dtype=float)
