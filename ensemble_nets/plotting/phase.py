@@ -29,7 +29,12 @@ def plot_c_maps(grids: dict, ax=None):
     """One heat map per grid: rows alpha, columns level, colour the seed-mean c (red convex, blue concave)."""
     from ensemble_nets.plotting import style
 
-    axes = style.axes_grid(ax, 1, len(grids), width=2.6, aspect=1.0)[0]
+    n_cols = min(3, len(grids))
+    n_rows = -(-len(grids) // n_cols)
+    grid_axes = style.axes_grid(ax, n_rows, n_cols, width=3.6, aspect=0.8)
+    axes = grid_axes.ravel()
+    for extra in axes[len(grids):]:
+        extra.set_visible(False)
     for ax, (folder, (label, frame)) in zip(axes, grids.items()):
         means = frame.groupby(["alpha", "level"])[["c", "test_acc"]].mean().reset_index()
         c = means.pivot(index="alpha", columns="level", values="c").sort_index(ascending=False)
@@ -37,13 +42,15 @@ def plot_c_maps(grids: dict, ax=None):
         limit = float(np.nanmax(np.abs(c.to_numpy()))) if np.isfinite(c.to_numpy()).any() else 1.0
         image = ax.imshow(c.to_numpy(), cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto")
         for (i, j), value in np.ndenumerate(c.to_numpy()):
-            ax.text(j, i, f"{value:+.2f}\n{acc.to_numpy()[i, j]:.2f}", ha="center", va="center", fontsize=4.5)
+            ax.text(j, i, f"{value:+.2f}\n{acc.to_numpy()[i, j]:.3f}", ha="center", va="center", fontsize=5.5)
         ax.set_xticks(range(c.shape[1]), [f"{v:g}" for v in c.columns], fontsize=6, rotation=45)
         ax.set_yticks(range(c.shape[0]), [f"{v:g}" for v in c.index], fontsize=6)
         ax.grid(False)
-        ax.set(xlabel=label, ylabel="alpha (LeakyReLU slope)", title=f"c = d0 - dlast: {label}")
-        style.figure_of(ax).colorbar(image, ax=ax, shrink=0.8, label="c (> 0 convex)")
-    return axes
+        ax.set_xlabel(label, fontsize=7)
+        ax.set_ylabel("alpha (LeakyReLU slope)", fontsize=7)
+        ax.set_title(f"{label}: c (top), test acc. (bottom)", fontsize=7)
+        style.figure_of(ax).colorbar(image, ax=ax, shrink=0.8).set_label("c = d0 - dlast (> 0 convex)", fontsize=6)
+    return grid_axes
 
 
 def plot_load_curves(frame: pd.DataFrame, label: str, ax=None):
