@@ -509,13 +509,15 @@ _PAPER = {  # folder -> (config, label)
     f"phase-paper/linear-{knob}": (PhaseGridConfig(knob=knob), label)
     for knob, label in (("data_noise", "data noise"), ("dropout", "dropout"), ("lr", "learning rate"),
                         ("batch_size", "batch size"))}
-_PAPER["phase-paper/spike_slab-xi_max"] = (PhaseGridConfig(model="spike_slab"), "ensemble xi_max")
+_PAPER["phase-paper/spike_slab-xi_max"] = (PhaseGridConfig(model="spike_slab", alphas=(0.0, 0.4, 1.0)),
+                                           "ensemble xi_max")  # 3 alphas: an ensemble cell costs ~3 plain ones
 _QUICK = {"phase-quick/linear-data_noise": (PhaseGridConfig(preset="quick"), "data noise (quick)")}
 
 
 def _command(config: PhaseGridConfig) -> str:
     cmd = f"{_CMD} --knob {config.resolved_knob}"
     cmd += " --model spike_slab" if config.model == "spike_slab" else ""
+    cmd += (" --alphas " + " ".join(f"{a:g}" for a in config.alphas)) if config.alphas else ""
     return cmd + (" --preset quick" if config.preset == "quick" else "")
 
 
