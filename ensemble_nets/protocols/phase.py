@@ -393,7 +393,7 @@ LEVELS = {
 #: Preset -> (folder under the runs folder, alphas, seeds, epochs per knob).
 PRESETS = {
     "paper": ("phase-paper", ALPHAS, 3, {"batch_size": 50}),  # reference: lr 200 epochs, batch size 100 (cut: cost)
-    "quick": ("phase-quick", (0.0, 0.5, 1.0), 1, {"data_noise": 30}),
+    "quick": ("phase-quick", (0.0, 0.5, 1.0), 1, {"data_noise": 30}),  # 38 CPU s for the family, figures included
 }
 
 
