@@ -16,7 +16,12 @@ output of every hidden block, after its nonlinearity); the load of layer ``l``
 is ``log D_{l-1} - log D_l``. Its shape classifies training: concave (shallow
 layers lazy, deep layers do the work), linear (equal loads), convex (shallow
 layers do the work). :func:`load_curve_shape` reduces a curve to a normalized
-curvature, a non-uniformity and that label.
+curvature, a non-uniformity and that label; :func:`reference_curvature` to the
+reference code's ``c = d_0 - d_last`` and ``v = std(d)``.
+
+A model with a ``representations(x)`` method (:class:`~ensemble_nets.models.deep.PhaseMLP`)
+is read at the points it names (input after its BatchNorm, every block, the logits);
+any other through forward hooks on its nonlinearities.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["FEATURE_TYPES", "class_covariances", "load_curve_shape", "separation"]
+__all__ = ["FEATURE_TYPES", "class_covariances", "load_curve_shape", "reference_curvature", "separation"]
 
 #: Modules after which :func:`separation` records features (the end of a hidden block).
 FEATURE_TYPES: tuple[type[nn.Module], ...] = (
@@ -85,8 +90,10 @@ def separation(
 ) -> pd.DataFrame:
     """Per-layer data separation of the training set (the load curve); the model is run in eval mode.
 
-    :param model: (nn.Module) Any network; features are read with forward hooks on its ``feature_types`` modules
-        (default: the nonlinearities, so each hidden block counts once, after its activation).
+    :param model: (nn.Module) Any network. One with ``representations(x)`` (``[(name, (n, d))]``, e.g.
+        :class:`~ensemble_nets.models.deep.PhaseMLP`) is read at those points; any other with forward hooks on its
+        ``feature_types`` modules (default: the nonlinearities, so each hidden block counts once, after its
+        activation), the raw input first.
     :param data: (Dataset or (x, y)) A :class:`~ensemble_nets.data.Dataset` (its training split is used) or a pair
         of tensors ``x (n, n_in)``, ``y (n,)``.
     :param rcond: (float) Relative cutoff of the pseudo-inverse ``Sigma_b^+`` (He & Su form).
@@ -98,7 +105,10 @@ def separation(
     was_training = model.training
     model.eval()
     try:
-        records = _features(model, x, tuple(feature_types))
+        if hasattr(model, "representations"):
+            records = [(name, h.detach()) for name, h in model.representations(x)]
+        else:
+            records = _features(model, x, tuple(feature_types))
     finally:
         model.train(was_training)
     rows = []
@@ -161,3 +171,25 @@ def load_curve_shape(d: Sequence[float] | np.ndarray | torch.Tensor, *, tol: flo
         "drop": float(drop),
         "n_layers": int(d.size - 1),
     }
+
+
+def reference_curvature(log_d: Sequence[float] | np.ndarray) -> dict:
+    """The reference code's curvature and non-uniformity of a load curve (``v_and_c`` in the
+    authors' ``src/utils.py``), from ``log D_l``, ``l = 0..L``::
+
+        d_l = log D_l - log D_{l+1}       (the load of layer l + 1; l = 0..L-1)
+        c   = d_0 - d_{L-1}               (= sum of d_l - d_{l+1}; c > 0 convex, c < 0 concave)
+        v   = std(d)                      (population std; 0 when every layer does the same)
+
+    The reference applies it to ``log Tr(Sigma_w Sigma_b^+)`` at the input after the BatchNorm and
+    after every block, the logits dropped (``remove_last_layer=True``); pass the points to use.
+    Unlike :func:`load_curve_shape` it is not normalized by the total drop.
+
+    :param log_d: (sequence of float) ``log D_l`` at ``L + 1 >= 3`` points, input first.
+    :returns: dict: ``c``, ``v``.
+    """
+    y = np.asarray(log_d, dtype=np.float64).reshape(-1)
+    if y.size < 3:
+        raise ValueError(f"c and v need at least 3 points of the load curve, got {y.size}")
+    d = y[:-1] - y[1:]  # (L,) loads
+    return {"c": float(d[0] - d[-1]), "v": float(d.std())}

@@ -26,7 +26,7 @@ from torch import nn
 
 from ensemble_nets.layers import SpikeSlabLinear
 
-__all__ = ["DeepMLP", "LAYER_KINDS", "PhaseMLP"]
+__all__ = ["DeepMLP", "LAYER_KINDS", "PhaseMLP", "StackedPhaseMLP"]
 
 LAYER_KINDS = ("linear", "spike_slab")
 
@@ -164,4 +164,105 @@ class PhaseMLP(nn.Module):
             h = block(h)  # (n, width)
             out.append((f"block{i + 1}", h))
         out.append(("logits", self.readout(h)))
+        return out
+
+
+class StackedPhaseMLP(nn.Module):
+    """``K`` plain :class:`PhaseMLP` of one shape as one module: the phase grid's vectorized trainer.
+
+    Every parameter and BatchNorm buffer gains a leading run axis ``K`` (``(K, *shape)``); the
+    matrix products are batched (``torch.baddbmm``), so one step trains ``K`` runs with one
+    Python-level pass. Runs may differ in ``alpha`` and ``dropout`` (per-run buffers) and in
+    everything the caller feeds them (data, labels, learning rate). Slice ``k`` of every gradient
+    is run ``k``'s gradient alone (the runs share no parameter). ``to_models()`` copies the runs
+    back into :class:`PhaseMLP` for measurement; a test checks the forward and the gradients
+    against :class:`PhaseMLP` itself.
+
+    Dropout masks are drawn by the caller (``masks``), so each run can take them from its own
+    generator; ``masks=None`` uses no dropout (eval mode or ``p = 0``).
+
+    :param models: ``PhaseMLP`` of one structure with ``layer="linear"`` (their parameters and
+        BatchNorm statistics are copied; their ``alpha`` and ``dropout`` may differ).
+    """
+
+    def __init__(self, models):
+        super().__init__()
+        models = list(models)
+        if not models:
+            raise ValueError("StackedPhaseMLP needs at least one PhaseMLP")
+        shape = {k: v for k, v in models[0].model_args.items() if k not in ("alpha", "dropout", "kind")}
+        for k, model in enumerate(models):
+            if not isinstance(model, PhaseMLP):
+                raise ValueError(f"models[{k}] is a {type(model).__name__}; StackedPhaseMLP stacks PhaseMLP only")
+            args = {key: v for key, v in model.model_args.items() if key not in ("alpha", "dropout", "kind")}
+            if args != shape or args["layer"] != "linear":
+                raise ValueError(f"models[{k}] has {args}, models[0] {shape}; stack PhaseMLPs of one shape with "
+                                 "layer='linear' (spike-and-slab ones train one at a time)")
+        self.depth, self.shape = shape["depth"], shape
+        norms = [lambda m: m.input_norm] + [lambda m, i=i: m.blocks[i][1] for i in range(self.depth)]
+        linears = [lambda m, i=i: m.blocks[i][0] for i in range(self.depth)] + [lambda m: m.readout]
+
+        def stack(get, name):  # (K, *shape)
+            return torch.stack([getattr(get(m), name).detach().clone() for m in models])
+
+        self.norm_weight = nn.ParameterList([nn.Parameter(stack(g, "weight")) for g in norms])  # (K, n)
+        self.norm_bias = nn.ParameterList([nn.Parameter(stack(g, "bias")) for g in norms])
+        for i, g in enumerate(norms):
+            self.register_buffer(f"running_mean{i}", stack(g, "running_mean"))  # (K, n)
+            self.register_buffer(f"running_var{i}", stack(g, "running_var"))
+        self.weight = nn.ParameterList([nn.Parameter(stack(g, "weight")) for g in linears])  # (K, n_out, n_in)
+        self.bias = nn.ParameterList([nn.Parameter(stack(g, "bias")) for g in linears])  # (K, n_out)
+        first = models[0].input_norm
+        self.momentum, self.eps = first.momentum, first.eps
+        self.run_args = [{"alpha": m.model_args["alpha"], "dropout": m.model_args["dropout"]} for m in models]
+        self.register_buffer("alpha", torch.tensor([float(m.model_args["alpha"]) for m in models],
+                                                        dtype=self.weight[0].dtype)[:, None, None])
+        self.register_buffer("dropout", torch.tensor([float(m.model_args["dropout"]) for m in models],
+                                                          dtype=self.weight[0].dtype)[:, None, None])
+
+    @property
+    def n_runs(self) -> int:
+        return self.alpha.shape[0]
+
+    def _norm(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """BatchNorm1d of ``h`` ``(K, B, n)`` with run ``k``'s statistics and affine (torch's kernel and semantics)."""
+        n_runs, batch, n = h.shape
+        out = nn.functional.batch_norm(
+            h.transpose(0, 1).reshape(batch, n_runs * n),  # (B, K*n): run k's feature j is channel k*n + j
+            getattr(self, f"running_mean{i}").view(-1), getattr(self, f"running_var{i}").view(-1),
+            self.norm_weight[i].view(-1), self.norm_bias[i].view(-1), self.training, self.momentum, self.eps)
+        return out.view(batch, n_runs, n).transpose(0, 1).contiguous()  # (K, B, n)
+
+    def forward(self, x: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(K, B, n_classes)`` of inputs ``x`` ``(K, B, n_in)`` (run k reads ``x[k]``).
+
+        :param masks: ``(depth, K, B, width)`` dropout multipliers (0 or 1/(1-p)), or None for none.
+        """
+        if x.ndim != 3 or x.shape[0] != self.n_runs:
+            raise ValueError(f"x must be (K={self.n_runs}, batch, n_in), got {tuple(x.shape)}")
+        h = self._norm(0, x)
+        for i in range(self.depth):
+            h = torch.baddbmm(self.bias[i][:, None], h, self.weight[i].transpose(1, 2))  # (K, B, width)
+            h = self._norm(i + 1, h)
+            h = torch.lerp(h, torch.relu(h), 1 - self.alpha)  # LeakyReLU(alpha_k) = alpha_k h + (1 - alpha_k) relu(h)
+            if masks is not None:
+                h = h * masks[i]
+        return torch.baddbmm(self.bias[-1][:, None], h, self.weight[-1].transpose(1, 2))  # (K, B, n_classes)
+
+    @torch.no_grad()
+    def to_models(self) -> list[PhaseMLP]:
+        """The ``K`` runs as :class:`PhaseMLP` (parameters and BatchNorm statistics copied)."""
+        out = []
+        for k in range(self.n_runs):
+            model = PhaseMLP(**{**self.shape, **self.run_args[k]})
+            norms = [model.input_norm] + [block[1] for block in model.blocks]
+            for i, norm in enumerate(norms):
+                norm.weight.copy_(self.norm_weight[i][k])
+                norm.bias.copy_(self.norm_bias[i][k])
+                norm.running_mean.copy_(getattr(self, f"running_mean{i}")[k])
+                norm.running_var.copy_(getattr(self, f"running_var{i}")[k])
+            for i, linear in enumerate([block[0] for block in model.blocks] + [model.readout]):
+                linear.weight.copy_(self.weight[i][k])
+                linear.bias.copy_(self.bias[i][k])
+            out.append(model)
         return out

@@ -1,14 +1,16 @@
 # SPDX-License-Identifier: MIT
-"""Figure family "phase": the noise-nonlinearity phase diagram and its spring-block model.
+"""Figure family "phase": the noise-nonlinearity phase diagram and the spring-block theory panel.
 
 Draws the tables of :func:`ensemble_nets.protocols.phase.figure_tables` (grid folders written by
-``experiments/phase_diagram.py``, the spring-block frames of :mod:`ensemble_nets.analysis.frames`),
-never trains or simulates::
+``experiments/phase_diagram.py``, the claims of :mod:`ensemble_nets.analysis.phase_claims`, the
+second-order spring-block chain), never trains or simulates::
 
-    phase_load_curves_<grid>   load curves log D_l (rows: noise level, columns: alpha), coloured
-                               by test accuracy, one figure per grid found
-    phase_curvature            normalized curvature against test accuracy (every grid), beside the
-                               spring-block model: its load curves and its friction x noise diagram
+    phase_c_maps               the reference curvature c = d_0 - d_last, mean over seeds, as a heat map
+                               alpha x level, one panel per grid (numbers: c over test accuracy)
+    phase_load_curves_<grid>   load curves log Tr(Sigma_w Sigma_b^+) (rows: level, columns: alpha), one
+                               line per seed, coloured by test accuracy
+    phase_curvature            |c| against test accuracy (claim c); the level where c crosses 0 against
+                               alpha (claim d); the second-order spring-block chain's spring lengths
 
 Each ``plot_*`` takes tables and ``ax=None`` (a new figure when None) and returns the axes;
 :func:`draw_figures` draws and saves.
@@ -20,18 +22,47 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["draw_figures", "plot_curvature", "plot_load_curves"]
+__all__ = ["draw_figures", "plot_c_maps", "plot_claims", "plot_load_curves", "plot_spring_panel"]
+
+
+def plot_c_maps(grids: dict, ax=None):
+    """One heat map per grid: rows alpha, columns level, colour the seed-mean c (red convex, blue concave)."""
+    from ensemble_nets.plotting import style
+
+    n_cols = min(3, len(grids))
+    n_rows = -(-len(grids) // n_cols)
+    grid_axes = style.axes_grid(ax, n_rows, n_cols, width=3.6, aspect=0.8)
+    axes = grid_axes.ravel()
+    for extra in axes[len(grids):]:
+        extra.set_visible(False)
+    for ax, (folder, (label, frame)) in zip(axes, grids.items()):
+        means = frame.groupby(["alpha", "level"])[["c", "test_acc"]].mean().reset_index()
+        c = means.pivot(index="alpha", columns="level", values="c").sort_index(ascending=False)
+        acc = means.pivot(index="alpha", columns="level", values="test_acc").reindex_like(c)
+        limit = float(np.nanmax(np.abs(c.to_numpy()))) if np.isfinite(c.to_numpy()).any() else 1.0
+        image = ax.imshow(c.to_numpy(), cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto")
+        for (i, j), value in np.ndenumerate(c.to_numpy()):
+            ax.text(j, i, f"{value:+.2f}\n{acc.to_numpy()[i, j]:.3f}", ha="center", va="center", fontsize=5.5)
+        ax.set_xticks(range(c.shape[1]), [f"{v:g}" for v in c.columns], fontsize=6, rotation=45)
+        ax.set_yticks(range(c.shape[0]), [f"{v:g}" for v in c.index], fontsize=6)
+        ax.grid(False)
+        ax.set_xlabel(label, fontsize=7)
+        ax.set_ylabel("alpha (LeakyReLU slope)", fontsize=7)
+        ax.set_title(f"{label}: c (top), test acc. (bottom)", fontsize=7)
+        style.figure_of(ax).colorbar(image, ax=ax, shrink=0.8).set_label("c = d0 - dlast (> 0 convex)", fontsize=6)
+    return grid_axes
 
 
 def plot_load_curves(frame: pd.DataFrame, label: str, ax=None):
-    """Rows: noise level; columns: alpha; one line per seed, coloured by test accuracy."""
+    """Rows: noise level; columns: alpha; one line per seed of ``log_D_hs`` (the reference's measure, the logits
+    dropped as the reference drops them), coloured by test accuracy."""
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
     from ensemble_nets.plotting import style
 
     levels, alphas = sorted(frame["level"].unique()), sorted(frame["alpha"].unique())
-    axes = style.axes_grid(ax, len(levels), len(alphas), width=2.0, aspect=0.7, sharex=True, sharey=True)
+    axes = style.axes_grid(ax, len(levels), len(alphas), width=1.6, aspect=0.7, sharex=True, sharey=True)
     norm = mpl.colors.Normalize(frame["test_acc"].min(), frame["test_acc"].max())
     cmap = plt.get_cmap("viridis")
     for i, level in enumerate(levels):
@@ -39,73 +70,97 @@ def plot_load_curves(frame: pd.DataFrame, label: str, ax=None):
             ax = axes[i, j]
             cells = frame[(frame["level"] == level) & (frame["alpha"] == alpha)]
             for _, cell in cells.iterrows():
-                ax.plot(np.arange(len(cell["log_D"])), cell["log_D"], marker="o", ms=2.5,
-                        color=cmap(norm(cell["test_acc"])))
+                curve = list(cell["log_D_hs"])[:-1] if len(cell["log_D_hs"]) else []
+                ax.plot(np.arange(len(curve)), curve, marker="o", ms=1.5, lw=0.8, color=cmap(norm(cell["test_acc"])))
             if len(cells):
-                ax.text(0.03, 0.05, f"{cells['shape'].iloc[0]}\nk={cells['curvature'].mean():+.2f}",
-                        transform=ax.transAxes, fontsize=6, va="bottom")
+                ax.text(0.97, 0.95, f"c={cells['c'].mean():+.2f}", transform=ax.transAxes, fontsize=5,
+                        ha="right", va="top")
             if i == 0:
-                ax.set_title(f"alpha = {alpha:g}")
+                ax.set_title(f"alpha = {alpha:g}", fontsize=7)
             if j == 0:
-                ax.set_ylabel(f"{label} {level:g}\nlog D_l")
+                ax.set_ylabel(f"{level:g}", fontsize=6)
             if i == len(levels) - 1:
-                ax.set_xlabel("layer l")
-    style.figure_of(axes).colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.8,
+                ax.set_xlabel("layer l", fontsize=6)
+    style.figure_of(axes).supylabel(f"{label}; log D_l (He-Su)", fontsize=8)
+    style.figure_of(axes).colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.6,
                                    label="test accuracy")
     return axes
 
 
-def plot_curvature(cells: pd.DataFrame, curves: pd.DataFrame, diagram: pd.DataFrame, *, rho: float | None = None,
-                   ax=None):
-    """(a) curvature against test accuracy; (b) spring-block load curves; (c) its phase diagram.
+def plot_claims(grids: dict, claims: dict, ax=None):
+    """(a) |c| against test accuracy (cell means; claim c); (b) the level where c crosses 0 against alpha,
+    in noise units of each knob, normalized to its range (claim d)."""
+    from ensemble_nets.analysis.phase_claims import noise_order
+    from ensemble_nets.plotting import style
 
-    ``rho``: the Spearman correlation of |curvature| with test accuracy, shown in the title.
-    """
-    import seaborn as sns
+    axes = style.axes_grid(ax, 1, 2, width=2.8, aspect=0.8)[0]
+    rho = claims["claim_c"].set_index("grid")["rho_absc_acc"] if not claims["claim_c"].empty else {}
+    for _, (label, frame) in grids.items():
+        means = frame.groupby(["alpha", "level"])[["c", "test_acc"]].mean().reset_index()
+        text = f"{label} ({rho[label]:+.2f})" if label in rho else label
+        axes[0].scatter(means["c"].abs(), means["test_acc"], s=8, label=text)
+    axes[0].set_xscale("symlog", linthresh=0.1)
+    axes[0].set(xlabel="|c| (cell mean; symlog)", ylabel="test accuracy",
+                title="(c) straighter curves, better accuracy?")
+    axes[0].legend(fontsize=5, title="grid (Spearman)", title_fontsize=5)
+    d = claims["claim_d"]
+    for label, block in (d.groupby("grid", sort=False) if not d.empty else []):
+        knob = block["knob"].iloc[0]
+        frame = next(f for lab, f in grids.values() if lab == label)
+        order = noise_order(knob, frame["level"].unique())
+        lo, hi = order.min(), order.max()
+        value = np.array([noise_order(knob, [v])[0] if np.isfinite(v) else (-np.inf if v < 0 else np.inf)
+                          for v in block["crossing"]])
+        scaled = np.clip((value - lo) / (hi - lo), -0.1, 1.1)  # below / above the range drawn at the edges
+        axes[1].plot(block["alpha"], scaled, marker="o", ms=3, label=label)
+    axes[1].axhspan(-0.15, 0, color="0.9", zorder=0)
+    axes[1].axhspan(1, 1.15, color="0.9", zorder=0)
+    axes[1].set(xlabel="alpha (1 = linear)", ylabel="c = 0 crossing (0 = least noise, 1 = most)",
+                title="(d) noise needed to reach c = 0", ylim=(-0.15, 1.15))
+    axes[1].legend(fontsize=5)
+    return axes
+
+
+def plot_spring_panel(spring: pd.DataFrame, ax=None):
+    """The second-order spring-block chain: time-averaged spring lengths against spring index, one line per
+    noise, asymmetric (reference) and symmetric friction side by side. What the model gives, not a fit."""
+    import matplotlib.pyplot as plt
 
     from ensemble_nets.plotting import style
 
-    axes = style.axes_grid(ax, 1, 3, width=2.8, aspect=0.8)[0]
-    fig = style.figure_of(axes)
-    ax = axes[0]
-    sns.scatterplot(cells, x="curvature", y="test_acc", hue="grid", style="alpha_label", ax=ax, s=25)
-    ax.axvspan(-0.25, 0.25, color="0.9", zorder=0, label="linear band")
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set(xlabel="load-curve curvature (normalized, symlog)", ylabel="test accuracy",
-           title="networks" + (f": Spearman(|k|, acc) {rho:+.2f}" if rho is not None else ""))
-    handles, labels = ax.get_legend_handles_labels()
-    keep = [i for i, text in enumerate(labels) if text not in ("grid", "alpha_label")]
-    ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize=6, loc="upper center",
-              bbox_to_anchor=(0.5, -0.3), ncols=2, frameon=False)
-
-    ax = axes[1]
-    sns.lineplot(curves, x="block", y="load", hue="noise", palette="viridis", marker="o", markersize=3, ax=ax,
-                 legend="full")
-    ax.set(xlabel="block l", ylabel="-x_l / x_L  (model log D_l)", title="spring-block load curves, friction 0.3")
-    ax.set_xticks(range(0, int(curves["block"].max()) + 1, 2))
-    ax.legend(title="noise", fontsize=5, ncols=2, loc="lower left")
-
-    ax = axes[2]
-    table = diagram.pivot(index="friction", columns="noise", values="curvature").sort_index(ascending=False)
-    image = ax.imshow(table.to_numpy(), cmap="coolwarm", vmin=-1.5, vmax=1.5, aspect="auto")
-    for (i, j), value in np.ndenumerate(table.to_numpy()):
-        ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=5)
-    ax.set_xticks(range(table.shape[1]), [f"{v:g}" for v in table.columns])
-    ax.set_yticks(range(table.shape[0]), [f"{v:g}" for v in table.index])
-    ax.grid(False)
-    fig.colorbar(image, ax=ax, label="curvature (<0 concave)")
-    ax.set(xlabel="noise (shaking)", ylabel="friction (nonlinearity)", title="spring-block phase diagram")
+    axes = style.axes_grid(ax, 1, 2, width=2.6, aspect=0.8, sharey=True)[0]
+    noises = sorted(spring["noise"].unique())
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(noises)))
+    for ax, friction in zip(axes, ("asymmetric", "symmetric")):
+        for noise, color in zip(noises, colors):
+            rows = spring[(spring["friction"] == friction) & (spring["noise"] == noise)].sort_values("spring")
+            if rows.empty:
+                continue
+            ax.errorbar(rows["spring"], rows["mean_extension"], yerr=rows["sem"], color=color, marker="o", ms=2,
+                        lw=0.8, capsize=1, label=f"{noise:g} (d1-d8 {rows['tilt'].iloc[0]:+.3f})")
+        mu = "0.003/0.004" if friction == "asymmetric" else "0.003/0.003"
+        note = "" if friction == "asymmetric" else "\n(mirror symmetric in law: no lasting convex tilt)"
+        ax.set(xlabel="spring l (1 = input side)", title=f"Langevin chain, friction {mu}{note}")
+        ax.legend(fontsize=4.5, title="noise eps", title_fontsize=5)
+    axes[0].set_ylabel("mean spring length (stands for -dlog D)")
     return axes
 
 
 def draw_figures(tables: dict, out: str | Path) -> list[Path]:
     """Draw and save (PNG + PDF) every figure from :func:`ensemble_nets.protocols.phase.figure_tables`."""
+    import matplotlib.pyplot as plt
+
     from ensemble_nets.plotting import style
 
     style.use()
     written = []
-    for folder, (label, frame) in tables["grids"].items():
+    grids, claims = tables["grids"], tables["claims"]
+    written += style.save(plot_c_maps(grids), out, "phase_c_maps")
+    for folder, (label, frame) in grids.items():
         written += style.save(plot_load_curves(frame, label), out, f"phase_load_curves_{Path(folder).name}")
-    written += style.save(plot_curvature(tables["cells"], tables["curves"], tables["diagram"], rho=tables["rho"]),
-                          out, "phase_curvature")
+    fig = plt.figure(figsize=(11.5, 2.6), layout="constrained")
+    panels = fig.subplots(1, 4)
+    plot_claims(grids, claims, ax=panels[:2])
+    plot_spring_panel(tables["spring"], ax=panels[2:])
+    written += style.save(fig, out, "phase_curvature")
     return written

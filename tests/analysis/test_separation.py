@@ -75,3 +75,28 @@ def test_load_curve_shape_validates():
         load_curve_shape([1.0, -0.5, 0.1])
     with pytest.raises(ValueError, match="at least 3"):
         load_curve_shape([1.0, 0.5])
+
+
+def test_reference_c_and_v_of_a_hand_computed_curve():
+    from ensemble_nets.analysis.separation import reference_curvature
+
+    log_d = [3.0, 2.0, 1.5, 1.25, 1.0]  # loads d = 1, 0.5, 0.25, 0.25: the first layer does most (convex)
+    out = reference_curvature(log_d)
+    assert out["c"] == pytest.approx(1.0 - 0.25)
+    assert out["v"] == pytest.approx(np.std([1.0, 0.5, 0.25, 0.25]))
+    concave = reference_curvature([0.0, -0.1, -0.3, -0.7])  # loads 0.1, 0.2, 0.4: deep layers do the work
+    assert concave["c"] == pytest.approx(0.1 - 0.4)
+    assert reference_curvature(np.linspace(2, -1, 8)) == pytest.approx({"c": 0.0, "v": 0.0}, abs=1e-12)
+    with pytest.raises(ValueError, match="at least 3 points"):
+        reference_curvature([1.0, 0.0])
+
+
+def test_separation_reads_phase_mlp_at_its_nine_points():
+    from ensemble_nets.models.deep import PhaseMLP
+
+    net = PhaseMLP(n_in=10, width=8)
+    x, y = torch.randn(200, 10), torch.arange(200) % 10
+    table = separation(net, (x, y))
+    assert table["module"].tolist() == ["input"] + [f"block{i}" for i in range(1, 8)] + ["logits"]
+    assert table["n_features"].tolist() == [10] + [8] * 7 + [10]
+    assert net.training  # the mode is restored

@@ -90,3 +90,66 @@ def test_deep_mlp_unchanged():
     net = DeepMLP(100, 10, width=16, depth=3, alpha=0.2, dropout=0.1)
     assert len(net) == 3 * 4 + 1 and net(torch.randn(5, 100)).shape == (5, 10)
     assert build_model(net.model_args).model_args == net.model_args
+
+
+def _filled(net, x):
+    with torch.no_grad():
+        for _ in range(3):  # non-trivial BatchNorm running statistics
+            net(x)
+    return net
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_stacked_forward_and_gradients_equal_phase_mlp(train):
+    from ensemble_nets.models.deep import StackedPhaseMLP
+
+    torch.manual_seed(0)
+    nets = [PhaseMLP(n_in=12, n_classes=4, width=8, depth=3, alpha=a) for a in (0.0, 0.3, 1.0)]
+    x = torch.randn(3, 20, 12) * 2 + 1
+    for k, net in enumerate(nets):
+        _filled(net, x[k])
+    stack = StackedPhaseMLP(nets)
+    for net in nets:
+        net.train(train)
+    stack.train(train)
+    out = stack(x)  # (3, 20, 4)
+    ref = torch.stack([net(x[k]) for k, net in enumerate(nets)])
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    out.pow(2).sum().backward()
+    ref.pow(2).sum().backward()
+    for k, net in enumerate(nets):
+        torch.testing.assert_close(stack.weight[0].grad[k], net.blocks[0][0].weight.grad, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(stack.norm_weight[0].grad[k], net.input_norm.weight.grad, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(stack.bias[-1].grad[k], net.readout.bias.grad, atol=1e-4, rtol=1e-4)
+    if train:  # running statistics advanced as torch's BatchNorm advances them
+        for k, net in enumerate(nets):
+            torch.testing.assert_close(stack.running_var1[k], net.blocks[0][1].running_var)
+            torch.testing.assert_close(stack.running_mean0[k], net.input_norm.running_mean)
+
+
+def test_stacked_round_trip_and_dropout_masks():
+    from ensemble_nets.models.deep import StackedPhaseMLP
+
+    nets = [PhaseMLP(n_in=6, width=5, depth=2, alpha=0.2, dropout=p) for p in (0.0, 0.5)]
+    stack = StackedPhaseMLP(nets)
+    back = stack.to_models()
+    assert [b.model_args for b in back] == [n.model_args for n in nets]
+    for a, b in zip(nets, back):
+        for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
+            if "num_batches" not in name:
+                torch.testing.assert_close(p, q)
+    x = torch.randn(2, 7, 6)
+    masks = torch.zeros(2, 2, 7, 5)  # every unit dropped in every block: the logits are the readout bias
+    out = stack.train()(x, masks)
+    torch.testing.assert_close(out, stack.bias[-1][:, None].expand(2, 7, 10))
+
+
+def test_stacked_refuses_mixed_shapes_and_ensembles():
+    from ensemble_nets.models.deep import StackedPhaseMLP
+
+    with pytest.raises(ValueError, match="one shape"):
+        StackedPhaseMLP([PhaseMLP(width=8), PhaseMLP(width=9)])
+    with pytest.raises(ValueError, match="spike-and-slab"):
+        StackedPhaseMLP([PhaseMLP(layer="spike_slab")])
+    with pytest.raises(ValueError, match="x must be"):
+        StackedPhaseMLP([PhaseMLP()])(torch.randn(2, 3, 100))
