@@ -38,7 +38,7 @@ from ensemble_nets.analysis.modes import (
 )
 from ensemble_nets.analysis.perturb import PERTURBATIONS, perturbation_curves, summarize_perturbations
 from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
-from ensemble_nets.analysis.separation import class_covariances, load_curve_shape, separation
+from ensemble_nets.analysis.separation import class_covariances, load_curve_shape, reference_curvature, separation
 from ensemble_nets.analysis.stats import spearman
 from ensemble_nets.analysis.tolerance import Tolerance, choose_tolerance, parameter_histograms
 from ensemble_nets.analysis.width_sweep import fit_log, p_min_table
@@ -73,6 +73,7 @@ __all__ = [
     "hdi",
     "input_activity",
     "load_curve_shape",
+    "reference_curvature",
     "load_inference_data",
     "mode_removal_curve",
     "mode_spectrum",

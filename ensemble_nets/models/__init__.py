@@ -6,7 +6,7 @@ from torch import nn
 
 from ensemble_nets.models.cnn import CNN, EnsembleCNN
 from ensemble_nets.models.convert import mean_network, sample_network, to_ensemble
-from ensemble_nets.models.deep import DeepMLP, PhaseMLP
+from ensemble_nets.models.deep import DeepMLP, PhaseMLP, StackedPhaseMLP
 from ensemble_nets.models.mdl import ModeMLP
 from ensemble_nets.models.mlp import ACTIVATIONS, MLP, EnsembleMLP, LayerStack
 
@@ -21,6 +21,7 @@ __all__ = [
     "MODEL_KINDS",
     "ModeMLP",
     "PhaseMLP",
+    "StackedPhaseMLP",
     "build_model",
     "mean_network",
     "sample_network",
