@@ -23,7 +23,9 @@ def test_coord_check_columns_and_flat_spectral_slopes(digits):
     make = lambda w: MLP((784, w, w, 10), w_std=1.0)  # noqa: E731
     spectral = coord_check(make, WIDTHS, digits, n_steps=3, lr=1.0, parametrization="spectral", n_seeds=1,
                            batch_size=32)
-    assert list(spectral.columns) == ["parametrization", "width", "seed", "step", "layer", "role", "l1", "dl1"]
+    assert list(spectral.columns) == ["parametrization", "width", "seed", "step", "layer", "role", "l1", "dl1",
+                                      "noise", "dnoise"]
+    assert spectral["noise"].isna().all()  # a plain MLP has no noise channel
     assert len(spectral) == len(WIDTHS) * 4 * 3 and set(spectral["role"]) == {"input", "hidden", "output"}
     assert (spectral.loc[spectral["step"] == 0, "dl1"] == 0).all()
     moved = coord_slopes(spectral, value="dl1")  # how far features moved: flat in width in every layer
@@ -36,6 +38,38 @@ def test_coord_check_columns_and_flat_spectral_slopes(digits):
                            batch_size=32)
     drift = coord_slopes(standard, value="dl1")
     assert drift["slope"].max() > 0.3, drift
+
+
+#: Bound on |slope of log(coordinate size) against log(width)| of a flat coordinate check. Measured for the
+#: test below (seed 0..5, 2 networks each, steps 1..3): spectral l1 and dl1 of every layer, noise and
+#: dnoise of the input and hidden layers within [-0.11, 0.10]; standard dl1 at step 1: hidden 0.26..0.33,
+#: output 0.67..0.84 (docs/spectral.md, "Coordinate check of the ensemble").
+FLAT_SLOPE = 0.15
+
+
+def test_ensemble_coord_check_is_flat_under_spectral_rules_and_drifts_under_standard(digits):
+    """The spike-and-slab ensemble 784-w-w-10, widths 64..1024, 3 Adam steps, 2 seeds (issue 12, item 7)."""
+    make = lambda w: EnsembleMLP((784, w, w, 10), m_std=1.0, xi_max=2.0)  # noqa: E731
+    widths = [64, 128, 256, 512, 1024]
+    options = dict(n_steps=3, n_seeds=2, batch_size=64, seed=0)
+    spectral = coord_check(make, widths, digits, lr=1.0, parametrization="spectral", **options)
+    # The standard rate 1/sqrt(64) equals the spectral hidden-layer rate at width 64.
+    standard = coord_check(make, widths, digits, lr=1.0 / 8, parametrization="standard", **options)
+
+    def slopes(table, value, step):
+        return coord_slopes(table, value=value, step=step).set_index("role")["slope"]
+
+    for step in (1, 2, 3):  # every layer's size and change, pi, m and xi all moving
+        for value in ("l1", "dl1"):
+            flat = slopes(spectral, value, step)
+            assert flat.abs().max() <= FLAT_SLOPE, (step, value, flat)
+        for value in ("noise", "dnoise"):  # the variance channel alone (xi's rule; the output's noise starts
+            flat = slopes(spectral, value, step)[["input", "hidden"]]  # at c^2 = 10 / width, muP's small output)
+            assert flat.abs().max() <= FLAT_SLOPE, (step, value, flat)
+    first = slopes(standard, "dl1", 1)  # the first step moves hidden and output features faster with width
+    assert first["hidden"] > FLAT_SLOPE and first["output"] > 2 * FLAT_SLOPE, first
+    assert slopes(standard, "dl1", 2)["output"] > 2 * FLAT_SLOPE
+    assert abs(first["input"]) <= FLAT_SLOPE  # fan-in 784 at every width: flat under both rules
 
 
 def test_coord_check_ensemble_runs(digits):
