@@ -124,9 +124,10 @@ class SpectralConfig:
 
 #: The figure budgets: ``quick`` fits a few minutes of 2 CPU cores, ``paper`` is the reference.
 BUDGETS = {
-    "quick": SpectralConfig(coord_widths=(64, 128, 256, 512), coord_examples=1000, transfer_widths=(64, 256),
-                            transfer_lrs=(0.25, 1.0, 4.0), transfer_examples=1000, sweep_widths=(64, 128, 256),
-                            sweep_epochs=1, sweep_examples=2000, n_eval_networks=2),
+    "quick": SpectralConfig(coord_widths=(64, 128, 256, 512), coord_examples=1000, transfer_widths=(64, 128, 256),
+                            transfer_lrs=(0.5, 1.0, 2.0), transfer_standard_lrs=(2.0 ** -5, 2.0 ** -4, 2.0 ** -3),
+                            transfer_steps=60, transfer_seeds=1, transfer_examples=2000, transfer_final_window=10,
+                            sweep_widths=(64, 128, 256), sweep_epochs=1, sweep_examples=2000, n_eval_networks=2),
     "paper": SpectralConfig(),
 }
 
@@ -195,7 +196,8 @@ def stage_coord(config: SpectralConfig, data, out: Path, device) -> dict:
         table = pd.concat([earlier[~earlier["model"].isin(config.models)], table], ignore_index=True)
     _write_csv(out / "coord_check.csv", table)
     by_variant = table.drop(columns="parametrization").rename(columns={"variant": "parametrization"})
-    slopes = pd.concat([coord_slopes(by_variant, value=value) for value in ("l1", "dl1")], ignore_index=True)
+    slopes = pd.concat([coord_slopes(by_variant, value=value) for value in ("l1", "dl1", "noise", "dnoise")
+                        if by_variant[value].notna().any()], ignore_index=True)
     slopes = slopes.rename(columns={"parametrization": "variant"})
     _write_csv(out / "coord_slopes.csv", slopes)
     print(slopes.pivot_table(index=["model", "variant"], columns=["value", "role"], values="slope").round(3)

@@ -21,7 +21,7 @@ Rules by layer kind (``raw`` = the parameter the optimizer sees)::
     nn.Linear            N(0, (g c)^2 / n_in)   1/n_in            n_out/n_in            sqrt(n_out/n_in)
     ScaledLinear         N(0, (g c)^2)          1/sqrt(n_in)      n_out                 sqrt(n_out)
     SpikeSlabLinear  m   N(0, (g c)^2)          1/sqrt(n_in)      n_out                 sqrt(n_out)
-                     xi  r (g c)^2 U(0, 1)      c^2               c^3 n_in n_out        c^2 sqrt(n_in n_out)
+                     xi  r (g c)^2 U(0, 1)      k c^2             k c^3 n_in n_out      k c^2 sqrt(n_in n_out)
                      pi  pi_init (unchanged)    1/(c sqrt(n_in))  n_out / c^2           sqrt(n_out)/c
     bias (n_in = 1)      0                      1                 n_out                 sqrt(n_out)
     ModeLinear  modes    N(0, g^2)              1/sqrt(P)         (not derived)         sqrt(n) (n: its width)
@@ -32,7 +32,7 @@ with O(1) mode entries, ||modes_out|| ~ sqrt(n_out) and ||modes_in|| ~ sqrt(n_in
 size 1/(s n_in) give ||W||_2 ~ sqrt(n_out/n_in); the width sits in the strengths, and a mode tensor
 shared by two layers (``ModeMLP(shared=True)``) gets the same rule from both.
 
-(g: ``gain``, r: ``xi_ratio``, P: number of modes). Effective weights: ``weight`` (nn.Linear), ``weight / sqrt(n_in)``
+(g: ``gain``, r: ``xi_ratio``, P: number of modes, k = :data:`XI_LR_SCALE` = 1/8). Effective weights: ``weight`` (nn.Linear), ``weight / sqrt(n_in)``
 (ScaledLinear), the mean ``(1 - pi) m / sqrt(n_in)`` (SpikeSlabLinear).
 
 Adam's step is sign-like and low rank: a rank-one sign matrix has ||.||_2 =
@@ -43,10 +43,12 @@ are derived in docs/spectral.md ("Derivation"). xi has the units of m^2 (init c^
 moves the weight FLUCTUATION N_ij = sqrt(var_ij / n_in) eps_ij, whose signs eps are random:
 an update of N is never aligned with the inputs, so ||dN||_2 ~ (entry) (sqrt(n_in) + sqrt(n_out))
 where the aligned (rank-one) update of the mean has ||.||_2 = (entry) sqrt(n_in n_out). The xi
-step is therefore lr c^2 per entry, width-free in hidden layers: it moves each unit's noise
-variance sum_j var_ij a_j^2 / n_in by O(lr) at every width. (Before 2026-12 the rule was
+step is therefore k lr c^2 per entry, width-free in hidden layers: it moves each unit's noise
+variance sum_j var_ij a_j^2 / n_in by k lr mean(a^2) at every width. (Before 2026-12 the rule was
 c/sqrt(n_in), from matching d sqrt(xi) to dm entry by entry; it froze the noise channel of wide
-layers: the hidden layer's noise changed as width^-0.44 after one step.)
+layers: the hidden layer's noise changed as width^-0.44 after one step.) The constant k = 1/8 makes
+the hidden-layer rate equal to the old rule's at width 64; on 200 Adam steps it trained to a lower
+loss than k = 1, whose steps of lr c^2 move xi by its own size (docs/spectral.md).
 pi multiplies m (step dm / m ~ dm / c); the pi Adam rate 1/sqrt(min(n_in, n_out)) never exceeds
 ``base_lr``, so pi's per-step change stays O(1) or smaller at every width and the projection keeps
 it in [0, 1].
@@ -66,7 +68,7 @@ from torch import nn
 from ensemble_nets.layers import ModeLinear, ScaledLinear, SpikeSlabLinear
 from ensemble_nets.training.optim import project_
 
-__all__ = ["OPTIMIZERS", "PARAMETRIZATIONS", "SHRINK_MODES", "SpectralSGD", "effective_noise", "effective_weight",
+__all__ = ["OPTIMIZERS", "PARAMETRIZATIONS", "SHRINK_MODES", "SpectralSGD", "XI_LR_SCALE", "effective_noise", "effective_weight",
            "init_scale", "lr_multipliers", "make_parametrized_optimizer", "spectral_init_", "spectral_layers",
            "spectral_param_groups", "train_steps"]
 
@@ -75,6 +77,9 @@ PARAMETRIZATIONS = ("standard", "spectral")
 #: Which layers take the factor c = min(1, sqrt(n_out/n_in)) at init: every layer (the paper),
 #: all but the first (whose fan-in, the data dimension, does not grow with width), or none.
 SHRINK_MODES = ("all", "not_input", "none")
+#: The O(1) constant k of the xi rule (Adam mult k c^2): 1/8 equals the pre-2026-12 rule c/sqrt(n_in)
+#: in a hidden layer of width 64 and keeps that rate at every width.
+XI_LR_SCALE = 0.125
 #: Optimizers the multipliers are derived for (``normalized``: :class:`SpectralSGD`).
 OPTIMIZERS = ("adam", "sgd", "normalized")
 
@@ -214,8 +219,8 @@ def lr_multipliers(layer: nn.Module, optimizer: str = "adam", shrink: bool = Tru
         norm = {"weight": math.sqrt(n_out)}
         sgd = {"weight": float(n_out)}
     else:
-        norm = {"m": math.sqrt(n_out), "xi": c * c * math.sqrt(n_in * n_out), "pi": math.sqrt(n_out) / c}
-        sgd = {"m": float(n_out), "xi": c ** 3 * n_in * n_out, "pi": n_out / (c * c)}
+        norm = {"m": math.sqrt(n_out), "xi": XI_LR_SCALE * c * c * math.sqrt(n_in * n_out), "pi": math.sqrt(n_out) / c}
+        sgd = {"m": float(n_out), "xi": XI_LR_SCALE * c ** 3 * n_in * n_out, "pi": n_out / (c * c)}
     if optimizer == "normalized":
         mult = dict(norm)
     elif optimizer == "adam":
