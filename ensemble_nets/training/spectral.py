@@ -32,8 +32,9 @@ with O(1) mode entries, ||modes_out|| ~ sqrt(n_out) and ||modes_in|| ~ sqrt(n_in
 size 1/(s n_in) give ||W||_2 ~ sqrt(n_out/n_in); the width sits in the strengths, and a mode tensor
 shared by two layers (``ModeMLP(shared=True)``) gets the same rule from both.
 
-(g: ``gain``, r: ``xi_ratio``, P: number of modes, k = :data:`XI_LR_SCALE` = 1/8). Effective weights: ``weight`` (nn.Linear), ``weight / sqrt(n_in)``
-(ScaledLinear), the mean ``(1 - pi) m / sqrt(n_in)`` (SpikeSlabLinear).
+(g: ``gain``, r: ``xi_ratio``, P: number of modes, k = :data:`XI_LR_SCALE` = 1/8). Effective weights:
+``weight`` (nn.Linear), ``weight / sqrt(n_in)`` (ScaledLinear), the mean ``(1 - pi) m / sqrt(n_in)``
+(SpikeSlabLinear).
 
 Adam's step is sign-like and low rank: a rank-one sign matrix has ||.||_2 =
 sqrt(n_in n_out), hence Adam mult = normalized mult / sqrt(n_in n_out). The
@@ -68,9 +69,9 @@ from torch import nn
 from ensemble_nets.layers import ModeLinear, ScaledLinear, SpikeSlabLinear
 from ensemble_nets.training.optim import project_
 
-__all__ = ["OPTIMIZERS", "PARAMETRIZATIONS", "SHRINK_MODES", "SpectralSGD", "XI_LR_SCALE", "effective_noise", "effective_weight",
-           "init_scale", "lr_multipliers", "make_parametrized_optimizer", "spectral_init_", "spectral_layers",
-           "spectral_param_groups", "train_steps"]
+__all__ = ["OPTIMIZERS", "PARAMETRIZATIONS", "SHRINK_MODES", "SpectralSGD", "XI_LR_SCALE", "effective_noise",
+           "effective_weight", "init_scale", "lr_multipliers", "make_parametrized_optimizer", "spectral_init_",
+           "spectral_layers", "spectral_param_groups", "train_steps"]
 
 #: ``standard``: the layers' own init and one learning rate; ``spectral``: this module's rules.
 PARAMETRIZATIONS = ("standard", "spectral")

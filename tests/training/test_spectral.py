@@ -118,12 +118,13 @@ def _first_xi_step(width: int, lr: float):
 
 def test_xi_step_moves_the_noise_channel_by_a_width_free_amount():
     """The xi rule (Adam mult k c^2): each unit's noise variance sum_j var_ij a_j^2 / n_in moves by
-    k lr mean(a^2) after the first Adam step (Adam's eps slows the few units with a tiny gradient), and the fluctuation's ||dN||_2 does not shrink with width
-    (the rule before 2026-12, c / sqrt(n_in), shrank both as width^-1/2)."""
+    k lr mean(a^2) after the first Adam step (Adam's eps slows the few units with a tiny gradient), and
+    the fluctuation's ||dN||_2 does not shrink with width (the rule before 2026-12, c / sqrt(n_in),
+    shrank both as width^-1/2)."""
     lr, norms = 0.05, []
     for width in (64, 256, 1024):
         d_noise_var, d_norm, a = _first_xi_step(width, lr)
-        expected = XI_LR_SCALE * lr * a.square().mean().item()  # every entry moves by lr (a unit whose eps_i ~ 0 by less)
+        expected = XI_LR_SCALE * lr * a.square().mean().item()  # every entry moves by k lr (eps_i ~ 0: less)
         assert d_noise_var.abs().median().item() == pytest.approx(expected, rel=1e-3)
         assert d_noise_var.abs().max().item() <= expected * (1 + 1e-4)
         norms.append(d_norm)
