@@ -73,7 +73,7 @@ def _width_colors(table: pd.DataFrame) -> dict:
     return dict(zip(widths, sns.color_palette("viridis", len(widths))))
 
 
-def plot_lr_transfer(table: pd.DataFrame, ax=None, *, clip: float = 3.0):
+def plot_lr_transfer(table: pd.DataFrame, ax=None, *, clip: float = 1.5):
     """Grid models x variants: final loss against learning rate (log x), one line per width.
 
     ``table``: a row per run (``model, variant, width, lr, seed, final_loss``; ``inf`` for a diverged
@@ -106,14 +106,24 @@ def plot_lr_transfer(table: pd.DataFrame, ax=None, *, clip: float = 3.0):
                     ax.plot(star["lr_best"], star["loss_best"].clip(upper=clip), marker="*", markersize=8,
                             color=colors[width], markeredgecolor="black", markeredgewidth=0.4)
             ax.set_xscale("log", base=2)
-            ax.set_ylim(top=clip * 1.02)
+            ax.set_yscale("log")
+            ax.set_ylim(top=clip * 1.05)
             steps = int(part["steps"].iloc[0]) if "steps" in part and len(part) else None
-            ax.set_title(f"{_MODEL_LABELS[model]}, {variant}" + (f" ({steps} steps, {n_seeds} seeds max)"
+            ax.set_title(f"{_MODEL_LABELS[model]}, {variant}" + (f"\n{steps} steps, up to {n_seeds} seeds"
                                                                   if steps else ""))
             ax.set_xlabel("base learning rate (spectral units)" if variant == "spectral" else "Adam learning rate")
             ax.set_ylabel(f"final train loss (clipped at {clip:g})" if col == 0 else "")
-    axes[0, -1].legend(loc="best", fontsize="small")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    style.figure_of(axes).legend(handles, labels, loc="outside lower center", ncol=len(labels))
     return axes
+
+
+def _rate_label(lr: float) -> str:
+    """``$2^{k}$`` for a power of 2, else ``%g``."""
+    import math
+
+    k = math.log2(lr)
+    return f"$2^{{{int(k)}}}$" if k == int(k) else f"{lr:g}"
 
 
 def plot_transfer_curves(curves: pd.DataFrame, table: pd.DataFrame, ax=None, *, smooth: int = 10):
@@ -130,17 +140,20 @@ def plot_transfer_curves(curves: pd.DataFrame, table: pd.DataFrame, ax=None, *, 
     for row, model in enumerate(models):
         for col, variant in enumerate(variants):
             ax = axes[row, col]
-            for _, pick in best[(best["model"] == model) & (best["variant"] == variant)].iterrows():
+            picks = best[(best["model"] == model) & (best["variant"] == variant)]
+            for _, pick in picks.iterrows():
                 part = curves[(curves["model"] == model) & (curves["variant"] == variant)
                               & (curves["width"] == pick["width"]) & (curves["lr"] == pick["lr_best"])]
                 mean = part.groupby("step")["loss"].mean().rolling(smooth, min_periods=1).mean()
                 ax.plot(mean.index, mean.to_numpy(), color=colors[pick["width"]], linewidth=1,
-                        label=f"width {pick['width']} (lr {pick['lr_best']:.3g})")
+                        label=f"width {pick['width']}")
             ax.set_yscale("log")
-            ax.set_title(f"{_MODEL_LABELS[model]}, {variant}, best rate per width")
+            rates = ", ".join(_rate_label(lr) for lr in picks.sort_values("width")["lr_best"])
+            ax.set_title(f"{_MODEL_LABELS[model]}, {variant}\nbest rates: {rates}", fontsize=7)
             ax.set_xlabel("step")
             ax.set_ylabel(f"train loss ({smooth}-step mean)" if col == 0 else "")
-            ax.legend(loc="upper right", fontsize="x-small")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    style.figure_of(axes).legend(handles, labels, loc="outside lower center", ncol=len(labels))
     return axes
 
 

@@ -92,7 +92,7 @@ class SpectralConfig:
         "type": positive_float, "help": "standard Adam rates (None: transfer_lrs / sqrt(min width))"})
     transfer_steps: int = field(default=200, metadata={"type": positive_int, "help": "Adam steps per transfer run"})
     transfer_batch: int = field(default=64, metadata={"type": positive_int})
-    transfer_seeds: int = field(default=2, metadata={"type": positive_int, "help": "seeds per transfer point"})
+    transfer_seeds: int = field(default=3, metadata={"type": positive_int, "help": "seeds per transfer point"})
     transfer_examples: int = field(default=5000, metadata={"type": positive_int,
                                                            "help": "training digits the transfer draws from"})
     transfer_final_window: int = field(default=20, metadata={
