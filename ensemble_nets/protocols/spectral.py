@@ -19,8 +19,9 @@ loss curve) and ``summary.json`` (``final_loss``: the mean mini-batch loss of th
 ``transfer_final_window`` steps). :func:`transfer_tables` reads the grid back.
 
 Learning rates: the spectral rate is the base rate in spectral units; the standard rate is one
-Adam rate for every parameter (``transfer_standard_lrs``; by default the one that matches the
-spectral rate in the hidden layer of the narrowest width, :func:`standard_lr`: ``lr / sqrt(min(widths))``).
+Adam rate for every parameter. The coordinate check and the sweep use the one that matches the
+spectral rate in the hidden layer of the narrowest width (:func:`standard_lr`: ``lr / sqrt(min(widths))``);
+the transfer grid has its own standard rates, ``transfer_standard_lrs`` (None: that mapping).
 """
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ TRANSFER_STANDARD_LRS = (2.0 ** -8, 2.0 ** -7, 2.0 ** -6, 2.0 ** -5, 2.0 ** -4, 
 
 @dataclass(frozen=True)
 class SpectralConfig:
-    """The three stages' knobs; the defaults are the reference (a few CPU minutes)."""
+    """The three stages' knobs; the defaults are the reference (the paper budget): coord and sweep take
+    minutes, the transfer grid about half an hour of one CPU core."""
 
     data_root: str = field(default="../shared/data/mnist", metadata={"help": "folder with the official MNIST test set"})
     stages: tuple = field(default=STAGES, metadata={"choices": STAGES, "help": "stages to run"})
