@@ -3,17 +3,22 @@
 
 Examples::
 
-    # default (a few CPU minutes): widths 64..2048 coord check, lr transfer at 64/256/1024, sweep 64..1024
-    python experiments/spectral_scaling.py --data-root ../shared/data/mnist --out runs/spectral
+    # coordinate check (widths 64..2048) and width sweep (64..1024) into runs/spectral
+    python experiments/spectral_scaling.py --data-root ../shared/data/mnist --out runs/spectral --stages coord sweep
+
+    # learning-rate transfer of the ensemble: 6 widths x 7 rates x 2 parametrizations x 3 seeds, 200 steps,
+    # one resumable run folder each under runs/spectral-transfer (about half an hour of one CPU core)
+    python experiments/spectral_scaling.py --data-root ../shared/data/mnist --out runs/spectral --stages transfer
 
     # larger (GPU): more steps, seeds, widths and epochs
     python experiments/spectral_scaling.py --data-root ../shared/data/mnist --out runs/spectral-large \\
-        --coord-widths 64 128 256 512 1024 2048 4096 --coord-seeds 3 --transfer-epochs 3 \\
-        --sweep-widths 64 128 256 512 1024 2048 4096 --sweep-epochs 20
+        --coord-widths 64 128 256 512 1024 2048 4096 --coord-seeds 3 --transfer-steps 1000 \\
+        --transfer-widths 64 256 1024 4096 --sweep-widths 64 128 256 512 1024 2048 4096 --sweep-epochs 20
 
 The stages and the tables they write are described in ``ensemble_nets.protocols.spectral``
 (``--stages`` picks some). ``--coord-lr`` is spectral; the standard variant uses
-lr / sqrt(min width), the rate that matches it in the hidden layer of the narrowest width.
+lr / sqrt(min width), the rate that matches it in the hidden layer of the narrowest width. The transfer
+grid has its own standard rates (``--transfer-standard-lrs``).
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@
   steps of training, across widths (Yang et al., "Tensor Programs V", the muP
   coordinate check). Flat in width under a feature-learning parametrization.
 - :func:`coord_slopes`: slope of log l1 against log width per layer at one step.
+- :func:`transfer_optima`: the learning rate of the lowest final loss per width (learning-rate
+  transfer), with its spread over seeds and its shift from the narrowest width in grid steps.
 - :func:`spectral_diagnostics`: per layer, before and after training::
 
       w_norm     = ||W||_2  / sqrt(n_out/n_in)
@@ -41,7 +43,7 @@ from ensemble_nets.training.spectral import (
     spectral_layers,
 )
 
-__all__ = ["coord_check", "coord_slopes", "spectral_diagnostics"]
+__all__ = ["coord_check", "coord_slopes", "spectral_diagnostics", "transfer_optima"]
 
 
 def _layer_role(index: int, count: int) -> str:
@@ -58,8 +60,13 @@ def coord_check(make_model: Callable[[int], nn.Module], widths: Sequence[int], d
     weight layer's output h_t recorded (train mode with the same noise eps each time, so an
     ensemble uses its noisy mean-field pass)::
 
-        l1  = mean |h_t|             the coordinate size
-        dl1 = mean |h_t - h_0|       how far the features moved since init
+        l1     = mean |h_t|                 the coordinate size
+        dl1    = mean |h_t - h_0|           how far the features moved since init
+        noise  = mean s_t                   spike-and-slab layers: the std of each unit's noise,
+        dnoise = mean |s_t - s_0|           s = sqrt((sum_j var_ij a_j^2 + floor) / n_in) (NaN for others)
+
+    (h = mean channel + s eps: l1 and dl1 see both channels, mostly the mean; noise and dnoise
+    see the variance channel alone, which xi and pi move.)
 
     then the optimizer takes one step on the next training mini-batch (cross-entropy), followed
     by the projection of pi and xi.
@@ -74,7 +81,8 @@ def coord_check(make_model: Callable[[int], nn.Module], widths: Sequence[int], d
         per-parameter rates).
     :param optimizer: ``"adam"``, ``"sgd"`` or ``"normalized"``.
     :param n_seeds: independent repetitions (averaged by :func:`coord_slopes`, kept here).
-    :returns: tidy DataFrame with columns ``parametrization, width, seed, step, layer, role, l1, dl1``.
+    :returns: tidy DataFrame with columns ``parametrization, width, seed, step, layer, role, l1, dl1, noise,
+        dnoise``.
     """
     if parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got {parametrization!r}")
@@ -99,6 +107,9 @@ def coord_check(make_model: Callable[[int], nn.Module], widths: Sequence[int], d
             hooks = [layer.register_forward_hook(
                 lambda mod, inp, out, name=name: record.__setitem__(name, out.detach().clone()))
                 for name, layer in layers]
+            hooks += [layer.register_forward_hook(
+                lambda mod, inp, out, name=name: record.__setitem__(f"{name}/noise", _noise_std(mod, inp[0])))
+                for name, layer in layers if isinstance(layer, SpikeSlabLinear)]
             order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed + s))
             probe = x[order[:batch_size]]  # (batch_size, n_features), fixed over the steps
             train_idx = order[batch_size:]
@@ -111,11 +122,17 @@ def coord_check(make_model: Callable[[int], nn.Module], widths: Sequence[int], d
                     model(probe)
                 torch.set_rng_state(state)
                 for i, (name, _) in enumerate(layers):
-                    out = record[name]
+                    out, noise = record[name], record.get(f"{name}/noise")
                     first.setdefault(name, out)
-                    rows.append({"parametrization": parametrization, "width": width, "seed": s, "step": step,
-                                 "layer": name, "role": _layer_role(i, len(layers)),
-                                 "l1": out.abs().mean().item(), "dl1": (out - first[name]).abs().mean().item()})
+                    row = {"parametrization": parametrization, "width": width, "seed": s, "step": step,
+                           "layer": name, "role": _layer_role(i, len(layers)),
+                           "l1": out.abs().mean().item(), "dl1": (out - first[name]).abs().mean().item(),
+                           "noise": float("nan"), "dnoise": float("nan")}
+                    if noise is not None:
+                        first.setdefault(f"{name}/noise", noise)
+                        row["noise"] = noise.mean().item()
+                        row["dnoise"] = (noise - first[f"{name}/noise"]).abs().mean().item()
+                    rows.append(row)
                 if step == n_steps:
                     break
                 start = (step * batch_size) % max(1, train_idx.numel() - batch_size + 1)
@@ -129,11 +146,18 @@ def coord_check(make_model: Callable[[int], nn.Module], widths: Sequence[int], d
     return pd.DataFrame(rows)
 
 
+def _noise_std(layer: SpikeSlabLinear, a: torch.Tensor) -> torch.Tensor:
+    """Std of each unit's noise in the mean-field pass, ``(B, n_out)``: sqrt((a^2 var^T + floor) / n_in)."""
+    var = layer.weight_variance.detach()  # (n_out, n_in)
+    return ((a.detach().square() @ var.t() + layer.floor) / layer.in_features).sqrt()
+
+
 def coord_slopes(df: pd.DataFrame, *, step: int | None = None, value: str = "l1", min_width: int | None = None,
                  max_width: int | None = None) -> pd.DataFrame:
     """Least-squares slope of log(value) against log(width), per layer (and parametrization, model ...).
 
-    ``value`` is ``"l1"`` or ``"dl1"`` (a :func:`coord_check` column), first averaged over seeds.
+    ``value`` is a :func:`coord_check` column (``"l1"``, ``"dl1"``, ``"noise"``, ``"dnoise"``), first
+    averaged over seeds; rows where it is NaN (the noise of a layer that has none) are left out.
     ``step=None`` takes the last recorded step; ``min_width`` and ``max_width`` restrict the widths fitted.
     Slope 0: the layer's output scale does not drift with width.
 
@@ -143,7 +167,7 @@ def coord_slopes(df: pd.DataFrame, *, step: int | None = None, value: str = "l1"
     if not required <= set(df.columns):
         raise ValueError(f"df must have columns {sorted(required)} (a coord_check table), got {list(df.columns)}")
     step = int(df["step"].max()) if step is None else step
-    sub = df[df["step"] == step]
+    sub = df[(df["step"] == step) & df[value].notna()]
     if max_width is not None:
         sub = sub[sub["width"] <= max_width]
     if min_width is not None:
@@ -158,6 +182,49 @@ def coord_slopes(df: pd.DataFrame, *, step: int | None = None, value: str = "l1"
         slope = np.polyfit(np.log(group["width"].to_numpy(float)), np.log(group[value].to_numpy(float)), 1)[0]
         rows.append({**dict(zip(keys, key)), "value": value, "step": step, "slope": float(slope),
                      "n_widths": group["width"].nunique()})
+    return pd.DataFrame(rows)
+
+
+def transfer_optima(table: pd.DataFrame, *, loss: str = "final_loss") -> pd.DataFrame:
+    """The best learning rate per width: where a rate transfers, it stays put as the width grows.
+
+    ``table`` has a row per run: ``width, lr, seed, <loss>`` (and any of ``model, variant``, which group
+    the rows); a diverged run carries ``inf``. Per group and width, over the rates of the grid::
+
+        lr_best       rate of the lowest seed-mean loss (a rate diverged in any seed has mean inf)
+        loss_best     that mean loss;  loss_best_std: its standard deviation over seeds
+        lr_seed_min   smallest and largest of the per-seed best rates
+        lr_seed_max
+        shift         grid steps between lr_best and the narrowest width's lr_best (index in the sorted grid)
+        edge          True when lr_best is the smallest or largest rate of the grid (the optimum is not bracketed)
+
+    :returns: one row per group and width, sorted by width.
+    """
+    required = {"width", "lr", "seed", loss}
+    if not required <= set(table.columns):
+        raise ValueError(f"table must have columns {sorted(required)} (a transfer table), got {list(table.columns)}")
+    keys = [k for k in ("model", "variant") if k in table.columns]
+    rows = []
+    for key, group in (table.groupby(keys, sort=False) if keys else [((), table)]):
+        key = key if isinstance(key, tuple) else (key,)
+        grid = sorted(group["lr"].unique())
+        first = None
+        for width, part in group.groupby("width", sort=True):
+            mean = part.groupby("lr")[loss].mean().sort_index()
+            if not np.isfinite(mean.to_numpy()).any():
+                continue
+            lr_best = float(mean.idxmin())
+            per_seed = part.loc[part.groupby("seed")[loss].idxmin(), "lr"]
+            index = grid.index(lr_best)
+            first = index if first is None else first
+            rates = sorted(part["lr"].unique())
+            rows.append({**dict(zip(keys, key)), "width": int(width), "lr_best": lr_best,
+                         "loss_best": float(mean.min()),
+                         "loss_best_std": float(part.loc[part["lr"] == lr_best, loss].std(ddof=1))
+                         if part["seed"].nunique() > 1 else float("nan"),
+                         "lr_seed_min": float(per_seed.min()), "lr_seed_max": float(per_seed.max()),
+                         "n_seeds": int(part["seed"].nunique()), "shift": index - first,
+                         "edge": lr_best in (rates[0], rates[-1])})
     return pd.DataFrame(rows)
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from tests.common import load_script
 
-FIGURES = ("spectral_coord_check", "spectral_feature_change", "spectral_lr_transfer", "spectral_width_sweep")
+FIGURES = ("spectral_coord_check", "spectral_feature_change", "spectral_lr_transfer", "spectral_transfer_curves",
+           "spectral_width_sweep")
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,9 @@ def spectral_run(tmp_path_factory, mnist_root):
     status = load_script("spectral_scaling").main([
         "--data-root", str(mnist_root), "--out", str(runs / "spectral"), "--coord-widths", "16", "32",
         "--coord-steps", "2", "--coord-examples", "200", "--coord-batch", "32", "--transfer-widths", "16", "32",
-        "--transfer-lrs", "0.5", "2", "--transfer-examples", "200", "--sweep-widths", "16", "32",
+        "--transfer-lrs", "0.5", "2", "--transfer-standard-lrs", "0.05", "0.2", "--transfer-examples", "200",
+        "--transfer-steps", "6", "--transfer-batch", "32", "--transfer-seeds", "2", "--transfer-final-window", "3",
+        "--sweep-widths", "16", "32",
         "--sweep-epochs", "1", "--sweep-examples", "300", "--n-eval-networks", "2",
         "--variants", "standard", "spectral"])
     assert status == 0
@@ -29,14 +32,22 @@ def test_run_folder_tables(spectral_run):
     assert set(coord["variant"]) == {"standard", "spectral"}
     assert set(coord["model"]) == {"mlp", "ensemble", "modes"}
     slopes = pd.read_csv(run / "coord_slopes.csv")
-    assert set(slopes["value"]) == {"l1", "dl1"} and slopes["slope"].notna().all()
-    assert len(pd.read_csv(run / "lr_transfer.csv")) == 3 * 2 * 2 * 2
+    assert slopes["slope"].notna().all()
+    transfer = pd.read_csv(run / "lr_transfer.csv")  # ensemble only: 2 seeds x 2 widths x 2 variants x 2 rates
+    assert len(transfer) == 16 and set(transfer["model"]) == {"ensemble"} and set(transfer["seed"]) == {0, 1}
+    assert sorted(transfer.loc[transfer["variant"] == "standard", "lr"].unique()) == [0.05, 0.2]
+    cell = spectral_run / "spectral-transfer" / "ensemble-spectral-w32-lr2-s1"
+    curve = pd.read_csv(cell / "metrics.csv")
+    assert list(curve["step"]) == list(range(1, 7))
+    final = json.loads((cell / "summary.json").read_text())["result"]["final_loss"]
+    assert final == pytest.approx(curve["loss"].tail(3).mean())
     sweep = pd.read_csv(run / "width_sweep.csv")
     assert list(sweep["width"]) == [16, 32, 16, 32] and sweep["test_acc_mean_field"].between(0, 1).all()
     diag = pd.read_csv(run / "diagnostics.csv")
     assert {"w_norm", "dw_norm", "alignment", "stable_rank", "noise_norm"} <= set(diag.columns)
     summary = json.loads((run / "summary.json").read_text())
     assert {"coord_slopes", "lr_transfer_best", "width_sweep"} <= set(summary)
+    assert {"l1", "dl1", "noise", "dnoise"} == set(slopes["value"])
 
 
 def test_figures(spectral_run, tmp_path):

@@ -9,6 +9,7 @@ from torch import nn
 from ensemble_nets.layers import ScaledLinear, SpikeSlabLinear
 from ensemble_nets.models import MLP, EnsembleMLP
 from ensemble_nets.training.spectral import (
+    XI_LR_SCALE,
     SpectralSGD,
     effective_noise,
     effective_weight,
@@ -90,8 +91,46 @@ def test_normalized_step_of_xi_and_pi():
     model(torch.randn(32, n_in)).square().mean().backward()
     opt.step()
     c = math.sqrt(n_out / n_in)
-    assert _spec(layer.xi - xi0) == pytest.approx(lr * c * math.sqrt(n_out), rel=1e-4)
+    assert _spec(layer.xi - xi0) == pytest.approx(lr * XI_LR_SCALE * c * c * math.sqrt(n_in * n_out), rel=1e-4)
     assert _spec(layer.pi - pi0) == pytest.approx(lr * math.sqrt(n_out) / c, rel=1e-4)
+
+
+def _first_xi_step(width: int, lr: float):
+    """A hidden layer width -> width, one Adam step of xi alone on one positive input: (dV, ||dN||_2, a)."""
+    torch.manual_seed(width)
+    layer = SpikeSlabLinear(width, width)
+    model = nn.Sequential(layer)
+    spectral_init_(model, shrink="all")
+    with torch.no_grad():
+        layer.xi.add_(lr)  # every xi stays >= 0 after a step of -lr: no projection needed
+    a = 0.5 + torch.rand(1, width)  # O(1) coordinates, none near 0 (Adam's first step is then lr sign(G))
+    var0 = layer.weight_variance.detach().clone()
+    opt = make_parametrized_optimizer(model, "spectral", lr, "adam", shrink="all")
+    model(a).sum().backward()
+    layer.pi.grad = layer.m.grad = None
+    opt.step()
+    var1 = layer.weight_variance.detach()
+    d_noise_var = (a.square() @ (var1 - var0).t()) / width  # (1, width): change of each unit's noise variance
+    eps = torch.randn(var0.shape, generator=torch.Generator().manual_seed(1))
+    d_fluctuation = ((var1 / width).sqrt() - (var0 / width).sqrt()) * eps  # dN, fluctuations of one draw
+    return d_noise_var, _spec(d_fluctuation), a
+
+
+def test_xi_step_moves_the_noise_channel_by_a_width_free_amount():
+    """The xi rule (Adam mult k c^2): each unit's noise variance sum_j var_ij a_j^2 / n_in moves by
+    k lr mean(a^2) after the first Adam step (Adam's eps slows the few units with a tiny gradient), and
+    the fluctuation's ||dN||_2 does not shrink with width (the rule before 2026-12, c / sqrt(n_in),
+    shrank both as width^-1/2)."""
+    lr, norms = 0.05, []
+    for width in (64, 256, 1024):
+        d_noise_var, d_norm, a = _first_xi_step(width, lr)
+        expected = XI_LR_SCALE * lr * a.square().mean().item()  # every entry moves by k lr (eps_i ~ 0: less)
+        assert d_noise_var.abs().median().item() == pytest.approx(expected, rel=1e-3)
+        assert d_noise_var.abs().max().item() <= expected * (1 + 1e-4)
+        norms.append(d_norm)
+    assert max(norms) / min(norms) < 1.3, norms
+    step = XI_LR_SCALE * lr  # ||dN||_2 ~ k lr sqrt(n_out/n_in), up to O(1)
+    assert 0.2 * step < min(norms) and max(norms) < 2 * step, norms
 
 
 @pytest.mark.parametrize("kind", list(LAYERS))
@@ -120,12 +159,12 @@ def test_param_groups_carry_the_derived_multipliers():
         n_in, n_out = layer.in_features, layer.out_features
         c = min(1.0, math.sqrt(n_out / n_in))
         assert groups[f"{index}.m"]["lr"] == pytest.approx(base / math.sqrt(n_in))
-        assert groups[f"{index}.xi"]["lr_mult"] == pytest.approx(c / math.sqrt(n_in))
+        assert groups[f"{index}.xi"]["lr_mult"] == pytest.approx(XI_LR_SCALE * c * c)
         assert groups[f"{index}.pi"]["lr_mult"] == pytest.approx(1 / math.sqrt(min(n_in, n_out)))
         assert groups[f"{index}.pi"]["lr_mult"] <= 1.0  # pi's rate never exceeds the base rate
         assert groups[f"{index}.m"]["weight_decay"] == 1e-4 and groups[f"{index}.pi"]["weight_decay"] == 0.0
     sgd = lr_multipliers(layers[1], "sgd")
-    assert sgd["m"] == pytest.approx(width) and sgd["xi"] == pytest.approx(math.sqrt(width) * width)
+    assert sgd["m"] == pytest.approx(width) and sgd["xi"] == pytest.approx(XI_LR_SCALE * width * width)
     plain = {g["name"]: g for g in spectral_param_groups(nn.Sequential(nn.Linear(100, 400)), 1.0, "sgd")}
     assert plain["0.weight"]["lr_mult"] == pytest.approx(4.0) and plain["0.bias"]["lr_mult"] == pytest.approx(400.0)
     standard = spectral_param_groups(model, base, "adam", parametrization="standard")
