@@ -37,7 +37,7 @@ from ensemble_nets.analysis.modes import (
     model_spectra,
 )
 from ensemble_nets.analysis.perturb import PERTURBATIONS, perturbation_curves, summarize_perturbations
-from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics
+from ensemble_nets.analysis.spectral import coord_check, coord_slopes, spectral_diagnostics, transfer_optima
 from ensemble_nets.analysis.separation import class_covariances, load_curve_shape, reference_curvature, separation
 from ensemble_nets.analysis.stats import spearman
 from ensemble_nets.analysis.tolerance import Tolerance, choose_tolerance, parameter_histograms
@@ -89,6 +89,7 @@ __all__ = [
     "separation",
     "spearman",
     "spectral_diagnostics",
+    "transfer_optima",
     "spring_block_frames",
     "summarize_perturbations",
     "summarize_runs",
