@@ -11,7 +11,10 @@ folder ``out_dir/<name>`` and, when ``fn`` returns, writes
 
 A cell whose ``summary.json`` exists is finished: a second call (after an
 interruption, or with more cells appended) skips it and reads its result
-back, so a half-finished grid resumes without redoing anything.
+back, so a half-finished grid resumes without redoing anything. A finished
+cell asked for again with other settings under the same name is still
+reused, with a warning naming the changed keys (delete its folder, or use a
+new ``out_dir``, to rerun it).
 
 Dispatch: ``backend="ray"`` runs cells in Ray worker processes, local ones by
 default (``ray.init(num_cpus=n_workers)``), those of a running Ray cluster
@@ -29,9 +32,11 @@ Pass ``raise_on_error=False`` to get that table back instead.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -97,12 +102,22 @@ def run_grid(
 
     outcomes: dict[str, dict] = {}
     todo = []
+    changed: dict[str, dict] = {}
     for cell in cells:
         summary = out_dir / cell["name"] / SUMMARY
         if summary.is_file():
             outcomes[cell["name"]] = {**read_json(summary), "status": "skipped"}
+            diff = _changed_settings(outcomes[cell["name"]].get("cell"), cell)
+            if diff:
+                changed[cell["name"]] = diff
         else:
             todo.append(cell)
+    if changed:
+        name, diff = next(iter(changed.items()))
+        shown = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in list(diff.items())[:4])
+        warnings.warn(f"{len(changed)} finished cell(s) of {out_dir} were run with other settings than asked "
+                      f"(first, {name}: {shown}); their stored results are reused. To rerun them, delete "
+                      f"their folders or pass a new out_dir.", UserWarning, stacklevel=2)
 
     if todo:
         bar = _progress_bar(len(todo), progress, desc=f"grid {out_dir.name}")
@@ -133,6 +148,16 @@ def run_grid(
             frame,
         )
     return frame
+
+
+def _changed_settings(stored, cell: dict) -> dict[str, tuple]:
+    """``{key: (stored, asked)}`` for the keys where a finished cell's stored settings differ from ``cell``."""
+    if not isinstance(stored, dict):
+        return {}  # a summary written by other code: nothing to compare
+    asked = json.loads(json.dumps(cell, default=str))  # as it would be stored (tuples -> lists)
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # NaN equals NaN here
+    return {key: (stored.get(key), asked.get(key)) for key in sorted(set(stored) | set(asked))
+            if not same(stored.get(key), asked.get(key))}
 
 
 def _check_cells(cells: list[dict]) -> None:

@@ -84,3 +84,17 @@ def test_ray_local_workers(tmp_path):
     frame = info.value.frame
     assert list(frame["status"]) == ["done", "done", "failed", "done"]
     assert list(frame["y"].iloc[[0, 1, 3]]) == [0, 1, 9]
+
+
+def test_finished_cell_asked_with_other_settings_is_reused_with_a_warning(tmp_path):
+    import warnings
+
+    run_grid([{"name": "c0", "x": 3, "epochs": 100}], _square, tmp_path, backend="serial", progress=False)
+    with pytest.warns(UserWarning, match=r"c0: epochs: 100 -> 200.*delete their folders or pass a new out_dir"):
+        frame = run_grid([{"name": "c0", "x": 3, "epochs": 200}], _square, tmp_path, backend="serial",
+                         progress=False)
+    assert list(frame["status"]) == ["skipped"] and list(frame["y"]) == [9]  # the stored result, not rerun
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same settings (a tuple stored as a list) warn nothing
+        run_grid([{"name": "c1", "x": 2, "widths": (1, 2)}], _square, tmp_path, backend="serial", progress=False)
+        run_grid([{"name": "c1", "x": 2, "widths": (1, 2)}], _square, tmp_path, backend="serial", progress=False)
