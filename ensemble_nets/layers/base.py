@@ -104,6 +104,20 @@ class SpikeSlabLayer(nn.Module):
         return h + self.bias
 
     # -- options --------------------------------------------------------------------------
+    #: The ``gbp`` kinds a subclass implements (how its training pass is differentiated).
+    gbp_kinds: tuple[str, ...] = ("autograd",)
+
+    @property
+    def gbp(self) -> str:
+        """How the training pass is differentiated: one of :attr:`gbp_kinds`."""
+        return self._gbp
+
+    @gbp.setter
+    def gbp(self, kind: str) -> None:
+        if kind not in self.gbp_kinds:
+            raise ValueError(f"gbp must be one of {self.gbp_kinds} for {type(self).__name__}, got {kind!r}")
+        self._gbp = kind
+
     @property
     def eval_mode(self) -> str:
         return self._eval_mode

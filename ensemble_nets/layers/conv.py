@@ -182,17 +182,7 @@ class SpikeSlabConvNd(SpikeSlabLayer):
         return layer._init_from(module, init, xi_init)
 
     # -- the map ---------------------------------------------------------------------------
-    @property
-    def gbp(self) -> str:
-        """How the training pass is differentiated: ``"manual"`` or ``"autograd"``."""
-        return self._gbp
-
-    @gbp.setter
-    def gbp(self, kind: str) -> None:
-        if kind not in CONV_GBP_IMPLEMENTATIONS:
-            hint = " (the compiled kernels exist for SpikeSlabLinear only)" if kind == "compiled" else ""
-            raise ValueError(f"gbp must be one of {CONV_GBP_IMPLEMENTATIONS}, got {kind!r}{hint}")
-        self._gbp = kind
+    gbp_kinds = CONV_GBP_IMPLEMENTATIONS  # no "compiled": the fused kernels exist for SpikeSlabLinear only
 
     def _mean_field(self, x: torch.Tensor) -> torch.Tensor:
         if self.gbp == "autograd":

@@ -279,15 +279,7 @@ class SpikeSlabLinear(SpikeSlabLayer):
         return layer._init_from(module, init, xi_init)
 
     # -- the map ---------------------------------------------------------------------------
-    @property
-    def gbp(self) -> str:
-        return self._gbp
-
-    @gbp.setter
-    def gbp(self, kind: str) -> None:
-        if kind not in GBP_IMPLEMENTATIONS:
-            raise ValueError(f"gbp must be one of {GBP_IMPLEMENTATIONS}, got {kind!r}")
-        self._gbp = kind
+    gbp_kinds = GBP_IMPLEMENTATIONS
 
     def _apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return x @ weight.t()  # (..., N_out)

@@ -145,7 +145,7 @@ def test_manual_gbp_skips_the_input_gradient_of_a_first_layer():
     assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in zip(grads["manual"], grads["autograd"]))
     with pytest.raises(ValueError, match="gbp must be one of"):
         layer.gbp = "numeric"
-    with pytest.raises(ValueError, match="SpikeSlabLinear only"):
+    with pytest.raises(ValueError, match="for SpikeSlabConv2d"):
         layer.gbp = "compiled"
 
 
