@@ -36,12 +36,12 @@ def make_layer(n_in=30, n_out=7, *, pi=None, m=None, xi=None, dtype=torch.float6
     return layer
 
 
-def load_script(name):
-    """An experiments/ script as a module (to call its ``main(argv)`` in-process)."""
+def load_script(name, folder="experiments"):
+    """A script of ``experiments/`` (or ``benchmarks/``) as a module (to call its ``main(argv)`` in-process)."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    path = Path(__file__).resolve().parents[1] / folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,21 +1,17 @@
 # SPDX-License-Identifier: MIT
 """benchmarks/bench_conv.py --race: the ensemble against bayesian-torch, and without the optional peer."""
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+
+from tests.common import load_script
 
 TINY = ["--race", "--n-train", "100", "--n-test", "100", "--max-epochs", "1", "--device", "cpu"]
 
 
 def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_conv.py"
-    spec = importlib.util.spec_from_file_location("bench_conv", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_conv", "benchmarks")
 
 
 def test_race_runs_the_three_methods_and_reaches_a_trivial_target(mnist_root, tmp_path):

@@ -1,24 +1,20 @@
 # SPDX-License-Identifier: MIT
 """benchmarks/bench_peer_mlp.py: argument handling, the peer's draws, the common scoring, tiny runs."""
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+
+from tests.common import load_script
 
 TINY_PEER = ["--methods", "peer", "--n-train", "200", "--n-test", "200", "--peer-epochs", "1", "--device", "cpu",
              "--no-progress", "--n-networks", "3"]
 
 
 def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_peer_mlp.py"
-    spec = importlib.util.spec_from_file_location("bench_peer_mlp", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_peer_mlp", "benchmarks")
 
 
 class _Fixed(nn.Module):

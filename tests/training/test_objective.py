@@ -1,5 +1,4 @@
 # SPDX-License-Identifier: MIT
-import importlib.util
 import math
 
 import numpy as np
@@ -10,7 +9,7 @@ import ensemble_nets as en
 from ensemble_nets.distributions import spike_slab_kl
 from ensemble_nets.training.objective import Elbo
 from ensemble_nets.training.runs import METRICS, SUMMARY, read_json
-from tests.conftest import REPO
+from tests.common import load_script
 
 FAST = dict(batch_size=100, lr=0.05, lr_halve_every=2, n_eval_networks=2, device="cpu")
 
@@ -119,9 +118,7 @@ def test_bad_options_fail_clearly(bad, match):
 
 
 def test_run_mnist_flags_select_the_objective():
-    spec = importlib.util.spec_from_file_location("run_mnist", REPO / "experiments" / "run_mnist.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("run_mnist")
     config = script.build_config(script.parse_args(["--objective", "elbo", "--prior-pi", "0.2"]))
     assert config.train.objective == "elbo" and config.train.prior_pi == 0.2
     assert script.build_config(script.parse_args([])).train.objective == "reference"
