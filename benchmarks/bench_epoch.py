@@ -134,7 +134,7 @@ def bare_products(x, batch_size, sizes=SIZES):
     return epoch
 
 
-def width_table(x, y, widths, batch_size, repeats, device, gbps=("manual",)):
+def width_table(x, y, widths, batch_size, repeats, device, gbps=("manual",), fused_step=False):
     """Ensemble against plain MLP at 784-N-N-10 for each N (and each gBP in ``gbps``): fastest epochs, paired ratios.
 
     Models are interleaved within every repeat (order alternating), so each ratio compares epochs
@@ -145,10 +145,13 @@ def width_table(x, y, widths, batch_size, repeats, device, gbps=("manual",)):
         sizes = (x.shape[1], width, width, 10)
         torch.manual_seed(0)
         runners = {}
-        models = [("plain", en.MLP(sizes))] + [(f"ensemble {g}", en.EnsembleMLP(sizes, gbp=g)) for g in gbps]
-        for name, model in models:
+        models = [("plain", en.MLP(sizes), False)] + [(f"ensemble {g}", en.EnsembleMLP(sizes, gbp=g), False)
+                                                      for g in gbps]
+        if fused_step:
+            models += [(f"ensemble {g} fused", en.EnsembleMLP(sizes, gbp=g), True) for g in gbps]
+        for name, model, fused in models:
             model.to(device)
-            optimizer = make_optimizer(model, lr=0.01)
+            optimizer = make_optimizer(model, lr=0.01, fused_step=fused)
             generator = torch.Generator().manual_seed(0)
             runners[name] = (lambda m=model, o=optimizer, g=generator: train_epoch(m, o, x, y, batch_size, g))
         runners["products"] = bare_products(x, batch_size, sizes)
@@ -171,7 +174,7 @@ def width_table(x, y, widths, batch_size, repeats, device, gbps=("manual",)):
                "all_plain_cpu_s": cpu["plain"], "all_products_cpu_s": cpu["products"],
                "all_products_s": times["products"]}
         line = f"width {width:5d}  plain {plain:8.4f} s"
-        for g in gbps:
+        for g in [g for g in gbps] + ([f"{g} fused" for g in gbps] if fused_step else []):
             ts = times[f"ensemble {g}"]
             paired = statistics.median(e / p for e, p in zip(ts, times["plain"]))
             cpu_ratio = min(cpu[f"ensemble {g}"]) / min(cpu["plain"])
@@ -209,6 +212,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--widths", type=int, nargs="+",
                         help="only the width table: 784-N-N-10 ensemble against plain at each N")
+    parser.add_argument("--fused-step", action="store_true",
+                        help="--widths: also time each gBP with the fused AdamW + projection step (SpikeSlabAdamW)")
     parser.add_argument("--gbp", nargs="+", default=["manual"], choices=["manual", "compiled", "autograd"],
                         help="ensemble implementations in the width table (compiled: torch.compile'd kernels)")
     args = parser.parse_args(argv)
@@ -220,7 +225,7 @@ def main(argv=None):
     if args.widths:
         print(f"device {device}, {torch.get_num_threads()} torch threads, {len(y)} digits, batch "
               f"{args.batch_size}, {args.repeats} interleaved repeats (order alternating), fastest kept")
-        rows = width_table(x, y, args.widths, args.batch_size, args.repeats, device, args.gbp)
+        rows = width_table(x, y, args.widths, args.batch_size, args.repeats, device, args.gbp, args.fused_step)
         results = {"device": str(device), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                    "n_train": len(y), "batch_size": args.batch_size, "repeats": args.repeats, "widths": rows}
         if args.json:

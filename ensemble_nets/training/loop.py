@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ensemble_nets.data import Dataset
 from ensemble_nets.training.evaluate import evaluate
 from ensemble_nets.training.objective import OBJECTIVES, Elbo
-from ensemble_nets.training.optim import lr_at, make_optimizer, project_, resolve_device
+from ensemble_nets.training.optim import lr_at, make_optimizer, resolve_device, step_and_project
 from ensemble_nets.training.runs import (
     CHECKPOINT,
     CONFIG,
@@ -68,6 +68,7 @@ class TrainConfig:
     prior_variance: float = 1.0  # elbo: variance of the prior slab N(0, prior_variance), on the scale of m
     elbo_margin: float = 1e-6  # elbo: pi kept in [margin, 1 - margin], xi >= margin (KL finite)
     kl_weight: float = 1.0  # elbo: factor on KL / n_train (1: the ELBO; < 1 tempers the prior)
+    fused_step: bool = False  # AdamW + projection in one compiled kernel per spike-and-slab layer (optional)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -150,8 +151,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
             loss = loss + kl
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        moved += project_(model).to(device)
+        moved += step_and_project(model, optimizer).to(device)
         if elbo is not None:
             moved += elbo.project_(model).to(device)
         loss_sum += loss.detach() * len(yb)
@@ -252,7 +252,8 @@ def train(model: nn.Module, data: Dataset | DataLoader, config: TrainConfig | No
     data = data.to(device, dtype)
     _check_forward(model, data, device)
     optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay,
-                               decay=config.decay, decoupled=config.decoupled_decay)
+                               decay=config.decay, decoupled=config.decoupled_decay,
+                               fused_step=config.fused_step)
     shuffle = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     history: list[dict] = []

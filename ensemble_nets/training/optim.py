@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-__all__ = ["lr_at", "make_optimizer", "parameter_groups", "project_", "resolve_device"]
+__all__ = ["lr_at", "make_optimizer", "parameter_groups", "project_", "resolve_device", "step_and_project"]
 
 
 def parameter_groups(model: nn.Module, *, weight_decay: float, decay: Iterable[str] | None = None) -> list[dict]:
@@ -47,13 +47,21 @@ def parameter_groups(model: nn.Module, *, weight_decay: float, decay: Iterable[s
 
 
 def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float = 1e-4,
-                   decay: Iterable[str] | None = None, decoupled: bool = True) -> torch.optim.Optimizer:
+                   decay: Iterable[str] | None = None, decoupled: bool = True,
+                   fused_step: bool = False) -> torch.optim.Optimizer:
     """Adam with weight decay on the chosen groups: decoupled (AdamW, the reference) or coupled L2.
 
     Uses the fused kernel (one per step) when every parameter is a float tensor on CPU or CUDA,
-    else the multi-tensor (foreach) implementation.
+    else the multi-tensor (foreach) implementation. ``fused_step=True``: a
+    :class:`~ensemble_nets.training.fused_adam.SpikeSlabAdamW`, which also projects the
+    spike-and-slab layers, one compiled kernel per layer (optional: ``torch.compile`` needs a C++
+    compiler on CPU); step it with :func:`step_and_project`.
     """
     groups = parameter_groups(model, weight_decay=weight_decay, decay=decay)
+    if fused_step:
+        from ensemble_nets.training.fused_adam import SpikeSlabAdamW, fusable_layers
+
+        return SpikeSlabAdamW(groups, fusable_layers(model), lr=lr, decoupled=decoupled)
     cls = torch.optim.AdamW if decoupled else torch.optim.Adam
     params = [p for g in groups for p in g["params"]]
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float16, torch.bfloat16, torch.float32,
@@ -66,19 +74,34 @@ def lr_at(epoch: int, lr: float, halve_every: int) -> float:
     return lr if halve_every <= 0 else lr * 0.5 ** (epoch // halve_every)
 
 
+def step_and_project(model: nn.Module, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """``optimizer.step()``, then the projection (:func:`project_`); returns the entries moved.
+
+    An optimizer that projects layers itself (``projected_layers``, e.g.
+    :class:`~ensemble_nets.training.fused_adam.SpikeSlabAdamW`) reports their count
+    (``projected()``), and only the other layers are projected here.
+    """
+    optimizer.step()
+    own = getattr(optimizer, "projected_layers", None)
+    if own is None:
+        return project_(model)
+    return project_(model, skip=own) + optimizer.projected().to(torch.long)
+
+
 @torch.no_grad()
-def project_(model: nn.Module) -> torch.Tensor:
+def project_(model: nn.Module, *, skip: Iterable[nn.Module] = ()) -> torch.Tensor:
     """Apply every layer's ``project_()`` (pi to [0, 1], xi to >= 0); returns the entries moved.
 
     ``model`` is a whole network or a single layer (a bare
-    :class:`~ensemble_nets.layers.SpikeSlabLinear` is projected too). The
+    :class:`~ensemble_nets.layers.SpikeSlabLinear` is projected too); layers in ``skip`` are
+    left alone (an optimizer projected them already). The
     projected modules are the innermost ones that define ``project_``: a
     module whose submodules carry their own ``project_`` is taken to delegate
     to them, so no layer is projected (or counted) twice.
     """
-    moved = None
+    moved, skip = None, {id(module) for module in skip}
     for module in model.modules():
-        if not callable(getattr(module, "project_", None)):
+        if id(module) in skip or not callable(getattr(module, "project_", None)):
             continue
         if any(callable(getattr(sub, "project_", None)) for sub in module.modules() if sub is not module):
             continue  # a container of projected layers: its layers are visited themselves

@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: MIT
+"""AdamW and the projection of every spike-and-slab layer in one fused kernel per layer.
+
+The reference step of a spike-and-slab layer is AdamW on each of pi, m, xi
+followed by the projection (DESIGN.md section 2)::
+
+    theta <- theta (1 - lr wd)                                  decoupled decay (wd = 0 for pi)
+    a <- a + (1 - beta1)(g - a),   b <- beta2 b + (1 - beta2) g^2
+    theta <- theta - lr / (1 - beta1^t) * a / (sqrt(b) / sqrt(1 - beta2^t) + eps)
+    pi <- clip(pi, 0, 1),   xi <- max(xi, 0)
+
+Eager, that is torch's fused AdamW (one pass over the 12 tensors) and then
+several passes for the projection and its count. :class:`SpikeSlabAdamW`
+does all of it in ONE pass per layer (``torch.compile``: optional, needs a
+C++ compiler on CPU, compiles on first use); every other parameter (biases,
+plain layers) takes torch's own AdamW. The state (``step``, ``exp_avg``,
+``exp_avg_sq`` per parameter) is torch's, so checkpoints load into either.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from ensemble_nets.layers.base import SpikeSlabLayer, spike_slab_layers
+from ensemble_nets.layers.spike_slab import SpikeSlabLinear, fused_kernel
+
+__all__ = ["SpikeSlabAdamW", "fusable_layers"]
+
+#: Order of the per-parameter numbers handed to the kernel (one row per pi, m, xi).
+_HYPER = ("lr", "weight_decay", "beta1", "beta2", "eps", "step_size", "bias_correction2_sqrt")
+
+
+def _adamw_project_(pi, m, xi, grad_pi, grad_m, grad_xi, avg_pi, avg_m, avg_xi, sq_pi, sq_m, sq_xi, hyper,
+                    decoupled):
+    """AdamW on pi, m, xi, then pi to [0, 1] and xi to >= 0, in place; returns the entries the clip moved.
+
+    ``hyper``: ``(3, 7)`` rows of :data:`_HYPER` for pi, m, xi. ``decoupled``: 1.0 for AdamW's decay
+    (theta (1 - lr wd)), 0.0 for L2 inside Adam (g + wd theta). One fused pass when compiled.
+    """
+    new = []
+    for i, (p, g, a, b) in enumerate(((pi, grad_pi, avg_pi, sq_pi), (m, grad_m, avg_m, sq_m),
+                                      (xi, grad_xi, avg_xi, sq_xi))):
+        lr, wd, beta1, beta2, eps, step_size, bc2_sqrt = (hyper[i, j] for j in range(7))
+        g = g + (1.0 - decoupled) * wd * p
+        p = p * (1.0 - decoupled * lr * wd)
+        a_new = a + (1.0 - beta1) * (g - a)
+        b_new = beta2 * b + (1.0 - beta2) * g * g
+        p = p - step_size * a_new / (b_new.sqrt() / bc2_sqrt + eps)
+        a.copy_(a_new)
+        b.copy_(b_new)
+        new.append(p)
+    pi_new, m_new, xi_new = new
+    pi_clip = pi_new.clamp(0.0, 1.0)
+    xi_clip = xi_new.clamp(min=0.0)
+    moved = (pi_clip != pi_new).sum() + (xi_clip != xi_new).sum()
+    pi.copy_(pi_clip)
+    m.copy_(m_new)
+    xi.copy_(xi_clip)
+    return moved
+
+
+def fusable_layers(model: nn.Module) -> list[SpikeSlabLayer]:
+    """The spike-and-slab layers whose projection is the plain clip (pi to [0, 1], xi to >= 0).
+
+    A layer that overrides ``project_`` with other constraints keeps its own projection.
+    """
+    clips = (SpikeSlabLayer.project_, SpikeSlabLinear.project_)  # both clip; the second may fuse it
+    return [layer for _, layer in spike_slab_layers(model)
+            if isinstance(layer, SpikeSlabLayer) and type(layer).project_ in clips]
+
+
+class SpikeSlabAdamW(torch.optim.AdamW):
+    """``torch.optim.AdamW`` whose step also projects the spike-and-slab layers, one fused kernel per layer.
+
+    Same parameter groups, options and state as ``AdamW``; ``decoupled=False`` gives Adam with L2
+    (``torch.optim.Adam``'s ``weight_decay``). For each layer of ``layers`` whose pi, m and xi are
+    all in the optimizer, :meth:`step` runs AdamW on the three and the projection in one pass
+    (``torch.compile``); every other parameter goes through ``AdamW.step``. The entries moved by
+    the projection since the last :meth:`projected` call accumulate in a 0-d tensor (no device sync).
+
+    :param layers: the spike-and-slab layers this optimizer projects (:func:`fusable_layers`);
+        the training loop projects everything else (``project_(model, skip=optimizer.projected_layers)``).
+    """
+
+    def __init__(self, params: Iterable, layers: Iterable[SpikeSlabLayer], *, lr: float = 1e-3,
+                 decoupled: bool = True, **kwargs) -> None:
+        super().__init__(params, lr=lr, foreach=False, fused=False, **kwargs)
+        self.decoupled = decoupled
+        owned = {id(p) for group in self.param_groups for p in group["params"]}
+        self.projected_layers = [layer for layer in layers
+                                 if all(id(getattr(layer, n)) in owned for n in ("pi", "m", "xi"))]
+        self._moved = None
+
+    def _group_of(self) -> dict[int, dict]:
+        return {id(p): group for group in self.param_groups for p in group["params"]}
+
+    def projected(self) -> torch.Tensor:
+        """Entries moved by the projection since the last call (0-d int64 tensor), then reset."""
+        moved = self._moved
+        self._moved = None
+        if moved is None:
+            return torch.zeros((), dtype=torch.long)
+        return moved
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        group_of = self._group_of()
+        fused, held = [], []
+        for layer in self.projected_layers:
+            params = (layer.pi, layer.m, layer.xi)
+            if any(p.grad is None for p in params):
+                continue  # as AdamW: a parameter without a gradient is not stepped (nor projected here)
+            fused.append(params)
+        for params in fused:  # hide their gradients from AdamW.step
+            held.extend((p, p.grad) for p in params)
+            for p in params:
+                p.grad = None
+        try:
+            super().step()
+        finally:
+            for p, grad in held:
+                p.grad = grad
+        kernel = fused_kernel(_adamw_project_)
+        for params in fused:
+            rows, tensors = [], []
+            for p in params:
+                group, state = group_of[id(p)], self.state[p]
+                if not state:
+                    state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if group.get("amsgrad") or group.get("maximize"):
+                    raise ValueError("SpikeSlabAdamW does not implement amsgrad or maximize; use torch.optim.AdamW")
+                state["step"] += 1
+                t = float(state["step"])
+                beta1, beta2 = group["betas"]
+                lr = float(group["lr"])
+                rows.append([lr, float(group["weight_decay"]), beta1, beta2, group["eps"],
+                             lr / (1.0 - beta1 ** t), (1.0 - beta2 ** t) ** 0.5])
+                tensors.append((state["exp_avg"], state["exp_avg_sq"]))
+            pi, m, xi = params
+            hyper = torch.tensor(rows, dtype=pi.dtype, device=pi.device)
+            moved = kernel(pi, m, xi, pi.grad, m.grad, xi.grad, tensors[0][0], tensors[1][0], tensors[2][0],
+                           tensors[0][1], tensors[1][1], tensors[2][1], hyper,
+                           torch.tensor(1.0 if self.decoupled else 0.0, dtype=pi.dtype, device=pi.device))
+            self._moved = moved if self._moved is None else self._moved + moved
+        return loss
