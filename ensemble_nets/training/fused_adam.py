@@ -61,6 +61,19 @@ def _adamw_project_(pi, m, xi, grad_pi, grad_m, grad_xi, avg_pi, avg_m, avg_xi, 
     return moved
 
 
+def _adamw_project_layers_(*tensors):
+    """:func:`_adamw_project_` over L layers in one call: ``tensors`` = 12 per layer (pi, m, xi, their
+    gradients, exp_avg, exp_avg_sq, as :func:`_adamw_project_` takes them), then ``hyper`` ``(L, 3, 7)``
+    and ``decoupled``. One compiled call per step, whatever the depth. Returns the entries moved.
+    """
+    *tensors, hyper, decoupled = tensors
+    moved = None
+    for layer in range(len(tensors) // 12):
+        count = _adamw_project_(*tensors[12 * layer:12 * layer + 12], hyper[layer], decoupled)
+        moved = count if moved is None else moved + count
+    return moved
+
+
 def fusable_layers(model: nn.Module) -> list[SpikeSlabLayer]:
     """The spike-and-slab layers whose projection is the plain clip (pi to [0, 1], xi to >= 0).
 
@@ -91,10 +104,9 @@ class SpikeSlabAdamW(torch.optim.AdamW):
         owned = {id(p) for group in self.param_groups for p in group["params"]}
         self.projected_layers = [layer for layer in layers
                                  if all(id(getattr(layer, n)) in owned for n in ("pi", "m", "xi"))]
+        self._triples = [(layer.pi, layer.m, layer.xi) for layer in self.projected_layers]
+        self._fused_ids = {id(p) for params in self._triples for p in params}
         self._moved = None
-
-    def _group_of(self) -> dict[int, dict]:
-        return {id(p): group for group in self.param_groups for p in group["params"]}
 
     def projected(self) -> torch.Tensor:
         """Entries moved by the projection since the last call (0-d int64 tensor), then reset."""
@@ -110,25 +122,24 @@ class SpikeSlabAdamW(torch.optim.AdamW):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        group_of = self._group_of()
-        fused, held = [], []
-        for layer in self.projected_layers:
-            params = (layer.pi, layer.m, layer.xi)
-            if any(p.grad is None for p in params):
-                continue  # as AdamW: a parameter without a gradient is not stepped (nor projected here)
-            fused.append(params)
-        for params in fused:  # hide their gradients from AdamW.step
-            held.extend((p, p.grad) for p in params)
-            for p in params:
+        fused = [params for params in self._triples  # as AdamW: no gradient, no step (nor projection here)
+                 if all(p.grad is not None for p in params)]
+        # looked up at every step: load_state_dict replaces the group dicts
+        group_of = {id(p): group for group in self.param_groups for p in group["params"]}
+        if any(p.grad is not None for group in self.param_groups for p in group["params"]
+               if id(p) not in self._fused_ids):
+            held = [(p, p.grad) for params in fused for p in params]
+            for p, _ in held:  # hide their gradients from AdamW.step
                 p.grad = None
-        try:
-            super().step()
-        finally:
-            for p, grad in held:
-                p.grad = grad
-        kernel = fused_kernel(_adamw_project_)
+            try:
+                super().step()
+            finally:
+                for p, grad in held:
+                    p.grad = grad
+        if not fused:
+            return loss
+        rows, tensors = [], []
         for params in fused:
-            rows, tensors = [], []
             for p in params:
                 group, state = group_of[id(p)], self.state[p]
                 if not state:
@@ -143,11 +154,11 @@ class SpikeSlabAdamW(torch.optim.AdamW):
                 lr = float(group["lr"])
                 rows.append([lr, float(group["weight_decay"]), beta1, beta2, group["eps"],
                              lr / (1.0 - beta1 ** t), (1.0 - beta2 ** t) ** 0.5])
-                tensors.append((state["exp_avg"], state["exp_avg_sq"]))
-            pi, m, xi = params
-            hyper = torch.tensor(rows, dtype=pi.dtype, device=pi.device)
-            moved = kernel(pi, m, xi, pi.grad, m.grad, xi.grad, tensors[0][0], tensors[1][0], tensors[2][0],
-                           tensors[0][1], tensors[1][1], tensors[2][1], hyper,
-                           torch.tensor(1.0 if self.decoupled else 0.0, dtype=pi.dtype, device=pi.device))
-            self._moved = moved if self._moved is None else self._moved + moved
+            tensors += [*params, *(p.grad for p in params), *(self.state[p]["exp_avg"] for p in params),
+                        *(self.state[p]["exp_avg_sq"] for p in params)]
+        first = fused[0][0]
+        hyper = torch.tensor(rows, dtype=first.dtype, device=first.device).view(len(fused), 3, len(_HYPER))
+        decoupled = torch.tensor(1.0 if self.decoupled else 0.0, dtype=first.dtype, device=first.device)
+        moved = fused_kernel(_adamw_project_layers_)(*tensors, hyper, decoupled)
+        self._moved = moved if self._moved is None else self._moved + moved
         return loss
