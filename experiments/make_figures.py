@@ -12,7 +12,9 @@ missing is skipped with the commands that make them, and the script exits non-ze
 never goes silently stale. With --run-missing the missing runs go through
 ``ensemble_nets.training.run_grid`` (local Ray workers, a cluster with --address, or --backend
 serial), each resumable: an interrupted call picks up where it stopped. ``quick`` and ``paper``
-runs share folder names: keep them apart with --runs (e.g. --runs runs/quick).
+runs share folder names: keep them apart with --runs (e.g. --runs runs/quick). The budget of
+each family's runs is recorded (runs/figure-budgets.json); asking for the other budget over
+them is an error, never a silent reuse.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import time
 from pathlib import Path
 
 from ensemble_nets.cli import positive_int
-from ensemble_nets.protocols.figures import BUDGET_NAMES, FAMILIES, family, run_missing
+from ensemble_nets.protocols.figures import BUDGET_NAMES, FAMILIES, check_budget, family, recorded_budget, run_missing
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -72,6 +74,13 @@ def _make(args: argparse.Namespace) -> int:
     skipped = 0
     for name in args.only or list(FAMILIES):
         protocol = family(name)
+        if args.run_missing:
+            try:
+                check_budget(name, args.runs, args.budget)
+            except ValueError as err:
+                skipped += 1
+                print(f"[{name}] skipped: {err}", file=sys.stderr)
+                continue
         if args.run_missing and protocol.missing_runs(args.runs):
             tick = time.perf_counter()
             print(f"[{name}] running the missing runs at budget {args.budget} under {args.runs}", file=sys.stderr)
@@ -87,7 +96,9 @@ def _make(args: argparse.Namespace) -> int:
             continue
         plotting = importlib.import_module(f"ensemble_nets.plotting.{name}")
         written = plotting.draw_figures(protocol.figure_tables(args.runs), args.out)
-        print(f"[{name}] wrote {len(written)} files: " + ", ".join(str(p) for p in written))
+        made = recorded_budget(args.runs, name)
+        print(f"[{name}] wrote {len(written)} files from runs of budget {made or 'not recorded'}: "
+              + ", ".join(str(p) for p in written))
     return 1 if skipped else 0
 
 

@@ -11,7 +11,10 @@ Each family is a protocol module of this package that provides::
 
 :func:`run_missing` runs a family's jobs through :func:`~ensemble_nets.training.run_grid`
 (local Ray workers, a cluster with ``address``, or in-process with ``backend="serial"``):
-every job is resumable, a finished one is skipped.
+every job is resumable, a finished one is skipped. It records the budget of each family's runs
+in ``runs/figure-budgets.json``, and refuses to add runs of one budget to a family's runs of
+another (the two share folder names): a figure is never drawn from a mix, or from quick runs
+when the paper budget was asked for.
 """
 from __future__ import annotations
 
@@ -21,10 +24,10 @@ from pathlib import Path
 from typing import Callable
 
 from ensemble_nets.training.grid import run_grid
-from ensemble_nets.training.runs import SUMMARY
+from ensemble_nets.training.runs import SUMMARY, read_json, write_json
 
-__all__ = ["BUDGET_NAMES", "FAMILIES", "JOBS_DIR", "Job", "family", "run_missing", "single_run_family", "single_run_job",
-           "with_data_root"]
+__all__ = ["BUDGET_NAMES", "BUDGET_RECORD", "FAMILIES", "JOBS_DIR", "Job", "check_budget", "family",
+           "recorded_budget", "run_missing", "single_run_family", "single_run_job", "with_data_root"]
 
 #: Figure families, in the order the paper shows them: name -> protocol module.
 FAMILIES: dict[str, str] = {
@@ -39,6 +42,29 @@ FAMILIES: dict[str, str] = {
 BUDGET_NAMES = ("quick", "paper")
 #: Bookkeeping of single-run jobs (one run_grid cell each), under the runs folder.
 JOBS_DIR = ".jobs"
+#: ``{family: budget}`` of the runs :func:`run_missing` made, under the runs folder.
+BUDGET_RECORD = "figure-budgets.json"
+
+
+def recorded_budget(runs: str | Path, name: str) -> str | None:
+    """The budget at which :func:`run_missing` made family ``name``'s runs under ``runs`` (None: not recorded,
+    e.g. runs made by the experiment scripts themselves, or none of the family's run folders is there)."""
+    record = Path(runs) / BUDGET_RECORD
+    if not record.is_file():
+        return None
+    protocol = family(name)
+    if not any((Path(runs) / run).exists() for run in protocol.REQUIRED_RUNS):
+        return None  # the runs were deleted since: the record is stale
+    return read_json(record).get(name)
+
+
+def check_budget(name: str, runs: str | Path, budget: str) -> None:
+    """Raise ``ValueError`` when family ``name``'s runs under ``runs`` were made at another budget than ``budget``."""
+    made = recorded_budget(runs, name)
+    if made is not None and made != budget:
+        raise ValueError(f"the {name} runs under {runs} were made at budget {made!r}, and the {budget!r} runs would "
+                         f"share their folder names; pass --runs another folder (e.g. {Path(runs) / budget}), or "
+                         f"delete the {made!r} runs first")
 
 
 @dataclass
@@ -115,8 +141,13 @@ def run_missing(name: str, runs: str | Path, budget: str, *, backend: str = "ray
     """
     if budget not in BUDGET_NAMES:
         raise ValueError(f"unknown budget {budget!r}; choose from {BUDGET_NAMES}")
+    check_budget(name, runs, budget)
     protocol = family(name)
     runs = Path(runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    record = runs / BUDGET_RECORD
+    budgets = read_json(record) if record.is_file() else {}
+    write_json(record, {**budgets, name: budget})  # before running: an interrupted run is of this budget too
     names = []
     for job in protocol.jobs(runs, with_data_root(protocol.BUDGETS[budget], data_root)):
         for cell in job.cells:  # an output deleted or left unfinished since its cell was marked done: redo it

@@ -62,3 +62,13 @@ def test_run_missing_runs_then_draws_and_skips_when_done(tmp_path, monkeypatch, 
     (tmp_path / "runs" / "online-d30" / "summary.json").unlink()  # a damaged run is made again
     assert load_script("make_figures").main(argv) == 0
     assert (tmp_path / "runs" / "online-d30" / "summary.json").is_file()
+    # the runs are recorded as quick: asking for the paper budget over them is refused, not a silent reuse
+    capsys.readouterr()
+    paper = [a if a != "quick" else "paper" for a in argv]
+    assert load_script("make_figures").main(paper) == 1
+    err = capsys.readouterr().err
+    assert "made at budget 'quick'" in err and "--runs another folder" in err
+    assert (tmp_path / "runs" / "gated-routing" / "metrics.csv").stat().st_mtime_ns == before
+    # drawing only says which budget the figures come from
+    assert load_script("make_figures").main(argv[:6]) == 0
+    assert "from runs of budget quick" in capsys.readouterr().out
