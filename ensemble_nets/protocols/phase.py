@@ -53,6 +53,7 @@ from ensemble_nets.training.evaluate import accuracy
 from ensemble_nets.training.grid import run_grid
 from ensemble_nets.training.optim import project_
 from ensemble_nets.training.runs import SUMMARY, write_atomic, write_json
+from ensemble_nets.training.stacked_adam import ParameterStack, StackedAdam
 
 __all__ = ["ALPHAS", "BUDGETS", "GRIDS", "LEVELS", "NOISE_DIRECTION", "PHASE_DEFAULTS", "PHASE_KNOBS",
            "PRESETS", "PhaseGridConfig", "REQUIRED_RUNS", "check_level", "data_noise_batch", "figure_tables",
@@ -187,35 +188,6 @@ def _build(c: dict) -> nn.Module:
                layer=c["model"], **layer_kwargs)
 
 
-class _StackedAdam:
-    """torch.optim.Adam (betas 0.9, 0.999; eps 1e-8; no decay) on stacked parameters, run k at lr[k]."""
-
-    def __init__(self, params, lrs: torch.Tensor, betas=(0.9, 0.999), eps=1e-8):
-        self.params = [p for p in params]
-        self.lr_views = [lrs.view(-1, *[1] * (p.ndim - 1)).to(p) for p in self.params]  # (K, 1, ...)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.betas, self.eps, self.t = betas, eps, 0
-
-    @torch.no_grad()
-    def step(self) -> None:
-        b1, b2 = self.betas
-        self.t += 1
-        grads = [p.grad for p in self.params]
-        torch._foreach_lerp_(self.exp_avg, grads, 1 - b1)
-        torch._foreach_mul_(self.exp_avg_sq, b2)
-        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - b2)
-        denom = torch._foreach_sqrt(self.exp_avg_sq)
-        torch._foreach_div_(denom, math.sqrt(1 - b2 ** self.t))
-        torch._foreach_add_(denom, self.eps)
-        update = torch._foreach_div(self.exp_avg, denom)
-        torch._foreach_mul_(update, self.lr_views)
-        torch._foreach_mul_(update, -1.0 / (1 - b1 ** self.t))
-        torch._foreach_add_(self.params, update)
-        for p in self.params:
-            p.grad = None
-
-
 def _train_stack(cells: list[dict], data: Dataset) -> tuple[list[nn.Module], list[float]]:
     """Train stackable cells (one shared batch size and length) as one StackedPhaseMLP."""
     n, n_classes = data.n_train, data.n_classes
@@ -224,7 +196,9 @@ def _train_stack(cells: list[dict], data: Dataset) -> tuple[list[nn.Module], lis
     y_fit = torch.stack([_corrupt_labels(data.y_train, c["label_corruption"], n_classes, g)
                          for c, g in zip(cells, gens)])  # (K, n)
     stack = StackedPhaseMLP([_build(c) for c in cells])
-    adam = _StackedAdam(stack.parameters(), torch.tensor([float(c["lr"]) for c in cells]))
+    params = ParameterStack.of(stack)
+    adam = StackedAdam(params, [dict.fromkeys(params.names, 0.0)] * len(cells), [False] * len(cells))
+    lrs = [float(c["lr"]) for c in cells]
     batch, steps, per_epoch = cells[0]["batch_size"], cells[0]["steps"], n // cells[0]["batch_size"]
     drop = [float(c["dropout"]) for c in cells]
     stack.train()
@@ -250,7 +224,8 @@ def _train_stack(cells: list[dict], data: Dataset) -> tuple[list[nn.Module], lis
         loss = nn.functional.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none")
         losses = loss.view(len(cells), -1).mean(1)  # (K,)
         losses.sum().backward()  # slice k of every gradient: run k's own
-        adam.step()
+        adam.step(lrs)
+        adam.zero_grad()
     return stack.to_models(), losses.detach().tolist()
 
 

@@ -3,19 +3,45 @@
 
 The update is torch's own (``torch.optim.adam.adam``, fused where
 ``make_optimizer`` would fuse), applied to whole stacked tensors when the runs
-agree on their hyperparameters and to per-run views when they do not, so run k
-gets exactly the arithmetic of ``torch.optim.AdamW`` (or ``Adam`` with L2) on
-run k alone (DESIGN.md section 2: decoupled decay, theta <- theta - lr (adam_step + wd theta)).
+agree on their hyperparameters, so run k gets exactly the arithmetic of
+``torch.optim.AdamW`` (or ``Adam`` with L2) on run k alone (DESIGN.md section 2:
+decoupled decay, theta <- theta - lr (adam_step + wd theta)). Runs that differ
+only in their learning rate (a rate sweep) are updated together too, the rate a
+``(K, 1, ...)`` tensor in the same formula (equal to torch's to rounding); runs
+that differ in anything else go through per-run views.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from ensemble_nets.training.stacked import StackedModel
 
-__all__ = ["StackedAdam"]
+__all__ = ["ParameterStack", "StackedAdam"]
+
+
+@dataclass
+class ParameterStack:
+    """Stacked parameters for :class:`StackedAdam` from any module: ``params[name]`` is ``(K, *shape)``.
+
+    A :class:`~ensemble_nets.training.stacked.StackedModel` is one; :meth:`of` wraps any module whose
+    parameters carry a leading run axis (e.g. :class:`~ensemble_nets.models.StackedPhaseMLP`).
+    """
+
+    params: dict[str, torch.Tensor]
+    names: list[str]
+    n_runs: int
+
+    @classmethod
+    def of(cls, module: torch.nn.Module) -> "ParameterStack":
+        params = dict(module.named_parameters())
+        sizes = {p.shape[0] for p in params.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"every parameter needs the same leading run axis, got sizes {sorted(sizes)}")
+        return cls(params, list(params), sizes.pop())
 
 
 class StackedAdam:
@@ -32,7 +58,8 @@ class StackedAdam:
     :param decoupled: ``decoupled[k]``: AdamW-style decay (True) or L2 inside Adam (False).
     """
 
-    def __init__(self, stack: StackedModel, decays: Sequence[dict[str, float]], decoupled: Sequence[bool]):
+    def __init__(self, stack: StackedModel | ParameterStack, decays: Sequence[dict[str, float]],
+                 decoupled: Sequence[bool]):
         self.stack = stack
         self.decays, self.decoupled = list(decays), list(decoupled)
         self.exp_avg = {n: torch.zeros_like(p, memory_format=torch.contiguous_format) for n, p in stack.params.items()}
@@ -52,8 +79,13 @@ class StackedAdam:
         from torch.optim.adam import adam
 
         names = self.stack.names
-        keys = [(float(lrs[k]), bool(self.decoupled[k]), self.steps[k], tuple(self.decays[k][n] for n in names))
+        rest = [(bool(self.decoupled[k]), self.steps[k], tuple(self.decays[k][n] for n in names))
                 for k in range(self.stack.n_runs)]
+        if len(set(rest)) == 1 and len({float(lr) for lr in lrs}) > 1:  # a rate sweep: every run at once
+            self._step_rates(lrs, *rest[0])
+            self.steps = [s + 1 for s in self.steps]
+            return
+        keys = [(float(lrs[k]), *rest[k]) for k in range(self.stack.n_runs)]
         groups: dict[tuple, list[int]] = {}
         for k, key in enumerate(keys):
             groups.setdefault(key, []).append(k)
@@ -74,6 +106,31 @@ class StackedAdam:
                      decoupled_weight_decay=decoupled, amsgrad=False, beta1=0.9, beta2=0.999, lr=lr,
                      weight_decay=wd, eps=1e-8, maximize=False)
         self.steps = [s + 1 for s in self.steps]
+
+    @torch.no_grad()
+    def _step_rates(self, lrs: Sequence[float], decoupled: bool, step: int, decays: tuple[float, ...],
+                    betas=(0.9, 0.999), eps=1e-8) -> None:
+        """Every run at once, run k at rate ``lrs[k]`` (torch's single-tensor Adam with the rate broadcast)::
+
+            decoupled: theta <- theta (1 - lr wd);   else g <- g + wd theta
+            a <- a + (1 - b1)(g - a),   b <- b2 b + (1 - b2) g^2
+            theta <- theta - lr / (1 - b1^t) * a / (sqrt(b) / sqrt(1 - b2^t) + eps)
+        """
+        b1, b2 = betas
+        t = step + 1
+        for name, wd in zip(self.stack.names, decays):
+            p = self.stack.params[name].detach()
+            grad, avg, sq = self.stack.params[name].grad, self.exp_avg[name], self.exp_avg_sq[name]
+            lr = torch.as_tensor([float(v) for v in lrs], dtype=p.dtype, device=p.device).view(-1, *[1] * (p.ndim - 1))
+            if wd:
+                if decoupled:
+                    p.mul_(1.0 - lr * wd)
+                else:
+                    grad = grad.add(p, alpha=wd)
+            avg.lerp_(grad, 1.0 - b1)
+            sq.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
+            denom = sq.sqrt().div_(math.sqrt(1.0 - b2 ** t)).add_(eps)
+            p.addcdiv_(avg * (lr / (1.0 - b1 ** t)), denom, value=-1.0)
 
     @torch.no_grad()
     def keep_(self, runs: Sequence[int]) -> None:
