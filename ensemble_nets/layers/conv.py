@@ -76,18 +76,19 @@ class _ConvMeanFieldFunction(torch.autograd.Function):
     1/sqrt(fan_in) scale already in the weights (``mu_s = mu / sqrt(fan_in)``,
     ``var_s = var_w / fan_in``, ``floor_s = floor / fan_in``), so no pass over the large
     activations applies it. ``x`` is already padded for non-zero padding modes; ``padding`` is
-    a tuple of ints. ``eps`` is ``None`` (drawn here, shaped like the output: one draw per
-    example, channel and position, the same stream as ``torch.randn_like``) or given.
+    a tuple of ints. ``eps`` is ``None`` (drawn here from ``generator``, default torch's global one,
+    shaped like the output: one draw per example, channel and position, the stream of
+    ``torch.randn_like``) or given.
     First derivatives only (``gbp="autograd"`` for double backward).
     """
 
     @staticmethod
-    def forward(ctx, x, mu_s, var_s, eps, floor_s, conv, stride, padding, dilation, groups):
+    def forward(ctx, x, mu_s, var_s, eps, floor_s, conv, stride, padding, dilation, groups, generator=None):
         x2 = x.square()
         h = conv(x, mu_s, None, stride, padding, dilation, groups)  # (N, C_out, *out): the mean, then h in place
         floor = var_s.new_full((var_s.shape[0],), floor_s)  # the floor as the conv's bias: no extra pass
         delta = conv(x2, var_s, floor, stride, padding, dilation, groups).sqrt_()  # Delta = sqrt(S)
-        eps = torch.randn_like(h) if eps is None else eps.clone()
+        eps = torch.empty_like(h).normal_(generator=generator) if eps is None else eps.clone()
         h.addcmul_(delta, eps)  # mean + Delta eps
         eps_over_delta = eps.div_(delta)  # 2 dh/dS, in eps's memory (the 1/2 is applied in backward)
         ctx.save_for_backward(x, x2, mu_s, var_s, eps_over_delta)
@@ -111,7 +112,7 @@ class _ConvMeanFieldFunction(torch.autograd.Function):
         grad_x2, grad_var = conv_backward(grad_s2, x2, var_s, need_x, need_var)  # both twice the true value
         grad_x = grad_x_mean.add_(x * grad_x2) if need_x else None  # d(x^2)/dx = 2x, times (2 dL/dx^2) / 2
         grad_var = grad_var.mul_(0.5) if need_var else None
-        return grad_x, grad_mu, grad_var, None, None, None, None, None, None, None
+        return grad_x, grad_mu, grad_var, None, None, None, None, None, None, None, None
 
 
 class SpikeSlabConvNd(SpikeSlabLayer):

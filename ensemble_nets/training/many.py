@@ -49,6 +49,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ensemble_nets.data import Dataset
+from ensemble_nets.layers import ModeLinear, SpikeSlabLinear
+from ensemble_nets.layers.conv import SpikeSlabConvNd
 from ensemble_nets.training.evaluate import evaluate
 from ensemble_nets.training.loop import TrainConfig, TrainResult, _check_resumable, _summarize
 from ensemble_nets.training.optim import lr_at, make_optimizer, parameter_groups, resolve_device
@@ -144,10 +146,14 @@ def _check_inputs(models, configs, run_dirs, data):
         if config.objective != "reference":
             raise NotImplementedError(f"configs[{k}].objective={config.objective!r}: train_many trains the "
                                       f"reference cross-entropy only; train ELBO runs with en.train")
-    if data.x_train.dim() != 2:
-        raise ValueError(f"train_many stacks linear layers: it takes flat inputs, but the data's examples have "
-                         f"shape {tuple(data.x_train.shape[1:])}; load them flat (load_dataset(..., shape=\"flat\")) "
-                         f"or flatten them (x.flatten(1)), or train a convolutional model with en.train")
+    first_layer = next(iter(models[0].children()), None)
+    if isinstance(first_layer, (nn.Linear, SpikeSlabLinear, ModeLinear)) and data.x_train.dim() != 2:
+        raise ValueError(f"the models start with a linear layer: they take flat inputs, but the data's examples "
+                         f"have shape {tuple(data.x_train.shape[1:])}; load them flat "
+                         f"(load_dataset(..., shape=\"flat\")) or flatten them (x.flatten(1))")
+    if isinstance(first_layer, (nn.Conv1d, nn.Conv2d, SpikeSlabConvNd)) and data.x_train.dim() == 2:
+        raise ValueError(f"the models start with a convolution: they take images (N, C, ...), but the data are "
+                         f"flat {tuple(data.x_train.shape)}; load them with load_dataset(..., shape=\"image\")")
     for k, model in enumerate(models):
         sizes = getattr(model, "sizes", None)
         if sizes is not None and sizes[0] != data.n_features:
@@ -172,7 +178,7 @@ def train_epoch_many(stack: StackedModel, adam: StackedAdam, x: torch.Tensor, y:
     for start in range(0, n, batch_size):
         index = orders[:, start:start + batch_size]  # (K, B)
         flat = index.flatten()  # index_select: a faster gather than x[index] on CPU
-        xb = x.index_select(0, flat).view(*index.shape, x.shape[1])  # (K, B, n_in)
+        xb = x.index_select(0, flat).view(*index.shape, *x.shape[1:])  # (K, B, *example shape)
         yb = y.index_select(0, flat).view(index.shape)  # (K, B)
         logits = stack(xb, noises)  # (K, B, n_out)
         losses = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape).mean(1)

@@ -16,6 +16,14 @@ Layers, each the batched twin of its module (``k`` the run, ``@`` a bmm)::
     ModeLinear       h_k = ((x_k xi_in,k) * Sigma_k * scale) xi_out,k^T              (DESIGN.md 3)
     activations      applied elementwise to the whole (K, B, n) tensor
 
+and, for convolutional stacks (``EnsembleCNN``, ``CNN``), inputs ``(K, B, C, *spatial)``::
+
+    SpikeSlabConv1d/2d, ScaledConv2d, nn.Conv1d/2d   on CUDA one convolution with groups = K * groups over
+                     the runs' channels side by side, (B, K C, *spatial): run k's kernels see only run k's
+                     channels; on CPU one convolution per run (grouped convolutions are 3x slower there)
+    MaxPool/AvgPool 1d/2d   applied per channel, so per run
+    nn.Flatten       (K, B, C, *spatial) -> (K, B, C prod(spatial))
+
 The noise eps_k of a spike-and-slab layer comes from run k's own generator,
 drawn as ``torch.randn(B, N_out)``, exactly what the module draws from the
 global generator in :func:`~ensemble_nets.training.train`; so run k of a
@@ -35,13 +43,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ensemble_nets.layers import ModeLinear, ScaledLinear, SpikeSlabLinear
+from ensemble_nets.distributions import spike_slab_moments
+from ensemble_nets.layers import ModeLinear, ScaledConv2d, ScaledLinear, SpikeSlabConv1d, SpikeSlabConv2d, SpikeSlabLinear
 from ensemble_nets.layers.base import project_counts_
+from ensemble_nets.layers.conv import _ConvMeanFieldFunction
 from ensemble_nets.layers.spike_slab import _MeanFieldFunction, _fused_project_, fused_kernel
 
-__all__ = ["StackedModel", "check_stackable", "stack_models", "structure_difference"]
+__all__ = ["GROUPED_CONV_DEVICES", "StackedModel", "check_stackable", "stack_models", "structure_difference"]
 
 _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Identity, nn.LeakyReLU, nn.GELU, nn.Sigmoid, nn.ELU, nn.SiLU, nn.Softplus)
 
@@ -121,21 +132,140 @@ def _op_modes(prefix, layer, names_of):
 
 
 def _op_elementwise(prefix, module, names_of):
-    return _Op(prefix, lambda x, params, generators: module(x))
+    return _Op(prefix, lambda x, params, generators: [module(t) for t in x] if isinstance(x, list) else module(x))
+
+
+def _side_by_side(x: torch.Tensor) -> torch.Tensor:
+    """``(K, B, C, *spatial)`` -> ``(B, K C, *spatial)``: the runs' channels side by side (free when ``x``
+    came from :func:`_runs_first`)."""
+    return x.transpose(0, 1).reshape(x.shape[1], x.shape[0] * x.shape[2], *x.shape[3:])
+
+
+def _runs_first(y: torch.Tensor, n_runs: int) -> torch.Tensor:
+    """``(B, K C, *spatial)`` -> ``(K, B, C, *spatial)``, a view."""
+    return y.view(y.shape[0], n_runs, y.shape[1] // n_runs, *y.shape[2:]).transpose(0, 1)
+
+
+#: Device types whose stacked convolutions run as ONE grouped convolution over the runs (else one per run).
+GROUPED_CONV_DEVICES = {"cuda"}
+
+
+def _grouped(x: torch.Tensor) -> bool:
+    return x.device.type in GROUPED_CONV_DEVICES
+
+
+def _conv_padding(layer) -> tuple[tuple[int, ...], tuple | None, str]:
+    """``(padding for the conv, F.pad argument or None, F.pad mode)``, as the layer pads."""
+    if layer.padding_mode == "zeros" and not isinstance(layer.padding, str):
+        return tuple(layer.padding), None, "constant"
+    if isinstance(layer, SpikeSlabConv1d | SpikeSlabConv2d):
+        pads = layer._explicit_padding()
+    else:  # nn.ConvNd: its own reversed padding (valid, same or explicit)
+        pads = tuple(layer._reversed_padding_repeated_twice)
+    return (0,) * len(layer.kernel_size), pads, "constant" if layer.padding_mode == "zeros" else layer.padding_mode
+
+
+def _op_spike_slab_conv(prefix, layer, names_of, compiled=False):
+    pi, m, xi = (_prefixed(prefix, n) for n in ("pi", "m", "xi"))
+    bias = _prefixed(prefix, "bias") if layer.bias is not None else None
+    padding, pads, mode = _conv_padding(layer)
+    conv, fan_in, n_dims = type(layer)._conv, layer.fan_in, layer._n_dims
+    stride, dilation, groups = layer.stride, layer.dilation, layer.groups
+
+    def fn(x, params, generators):
+        n_runs, grouped = len(generators), not isinstance(x, list) and _grouped(x)
+        xs = _side_by_side(x) if grouped else x if isinstance(x, list) else list(x.unbind(0))
+        if pads is not None:  # per channel, so per run
+            xs = F.pad(xs, pads, mode=mode) if grouped else [F.pad(t, pads, mode=mode) for t in xs]
+        mu, var = spike_slab_moments(params[pi], params[m], params[xi])  # (K, C_out, C_in / groups, *kernel)
+        mu_s, var_s = mu / math.sqrt(fan_in), var / fan_in
+        floor_s = layer.floor / fan_in
+        if grouped:
+            out = [(size + 2 * p - d * (k - 1) - 1) // s + 1 for size, p, d, k, s in
+                   zip(xs.shape[2:], padding, dilation, layer.kernel_size, stride)]
+            eps = x.new_empty(n_runs, x.shape[1], layer.out_channels, *out)  # run k's stream, as randn_like(h)
+            for eps_k, g in zip(eps, generators):
+                eps_k.normal_(generator=g)
+            h = _runs_first(_ConvMeanFieldFunction.apply(xs, mu_s.flatten(0, 1), var_s.flatten(0, 1),
+                                                         _side_by_side(eps), floor_s, conv, stride, padding, dilation,
+                                                         groups * n_runs), n_runs)
+            return h if bias is None else h + params[bias].view(n_runs, 1, -1, *(1,) * n_dims)
+        # one run at a time, kept as a list of K tensors until nn.Flatten (large activations stay per run);
+        # run k's noise is drawn inside from its own generator: the numbers run k alone draws
+        outs = []
+        for k, x_k in enumerate(xs):
+            h_k = _ConvMeanFieldFunction.apply(x_k, mu_s[k], var_s[k], None, floor_s, conv, stride, padding, dilation,
+                                               groups, generators[k])
+            outs.append(h_k if bias is None else h_k + params[bias][k].view(-1, *(1,) * n_dims))
+        return outs
+
+    reads = (pi, m, xi) + ((bias,) if bias else ())
+    return _Op(prefix, fn, reads, {"pi": pi, "xi": xi})
+
+
+def _op_conv(prefix, layer, names_of):
+    weight = _prefixed(prefix, "weight")
+    bias = _prefixed(prefix, "bias") if layer.bias is not None else None
+    padding, pads, mode = _conv_padding(layer)
+    conv = F.conv2d if len(layer.kernel_size) == 2 else F.conv1d
+    root_n = math.sqrt(layer.fan_in) if isinstance(layer, ScaledConv2d) else None
+
+    def fn(x, params, generators):
+        n_runs, grouped = len(generators), not isinstance(x, list) and _grouped(x)
+        xs = _side_by_side(x) if grouped else x if isinstance(x, list) else list(x.unbind(0))
+        if pads is not None:
+            xs = F.pad(xs, pads, mode=mode) if grouped else [F.pad(t, pads, mode=mode) for t in xs]
+        w = params[weight] if root_n is None else params[weight] / root_n  # as ScaledConv2d
+        b = None if bias is None else params[bias]
+        if grouped:
+            return _runs_first(conv(xs, w.flatten(0, 1), None if b is None else b.flatten(), layer.stride, padding,
+                                    layer.dilation, layer.groups * n_runs), n_runs)
+        return [conv(xs[k], w[k], None if b is None else b[k], layer.stride, padding, layer.dilation, layer.groups)
+                for k in range(n_runs)]  # per run, a list (see _op_spike_slab_conv)
+
+    return _Op(prefix, fn, (weight,) + ((bias,) if bias else ()))
+
+
+def _op_pool(prefix, module, names_of):
+    def fn(x, params, generators):
+        if isinstance(x, list):  # per run, as the per-run convolutions leave it
+            return [module(t) for t in x]
+        return _runs_first(module(_side_by_side(x)), len(generators))  # per channel of (B, K C, *spatial)
+
+    return _Op(prefix, fn)
+
+
+def _op_flatten(prefix, module, names_of):
+    if module.start_dim != 1 or module.end_dim != -1:
+        raise NotImplementedError(f"train_many stacks nn.Flatten(start_dim=1, end_dim=-1) only; {prefix!r} has "
+                                  f"start_dim={module.start_dim}, end_dim={module.end_dim}")
+    def fn(x, params, generators):
+        return torch.stack([t.flatten(1) for t in x]) if isinstance(x, list) else x.flatten(2)
+
+    return _Op(prefix, fn)
+
+
+#: Layer type -> builder of its stacked op (elementwise activations apart).
+_BUILDERS = {
+    SpikeSlabLinear: _op_spike_slab, ScaledLinear: _op_linear, nn.Linear: _op_linear, ModeLinear: _op_modes,
+    SpikeSlabConv2d: _op_spike_slab_conv, SpikeSlabConv1d: _op_spike_slab_conv,
+    ScaledConv2d: _op_conv, nn.Conv2d: _op_conv, nn.Conv1d: _op_conv,
+    nn.MaxPool2d: _op_pool, nn.AvgPool2d: _op_pool, nn.MaxPool1d: _op_pool, nn.AvgPool1d: _op_pool,
+    nn.Flatten: _op_flatten,
+}
+_WITH_COMPILED = (_op_spike_slab, _op_spike_slab_conv)
 
 
 def _make_op(prefix: str, module: nn.Module, names_of, compiled: bool = False) -> _Op:
-    if type(module) is SpikeSlabLinear:
-        return _op_spike_slab(prefix, module, names_of, compiled)
-    if type(module) in (ScaledLinear, nn.Linear):
-        return _op_linear(prefix, module, names_of)
-    if type(module) is ModeLinear:
-        return _op_modes(prefix, module, names_of)
+    build = _BUILDERS.get(type(module))
+    if build is not None:
+        return build(prefix, module, names_of, compiled) if build in _WITH_COMPILED else build(prefix, module,
+                                                                                               names_of)
     if isinstance(module, _ELEMENTWISE):
         return _op_elementwise(prefix, module, names_of)
     raise NotImplementedError(
         f"train_many cannot vectorize module {prefix!r} of type {type(module).__name__}; it supports "
-        f"SpikeSlabLinear, ScaledLinear, nn.Linear, ModeLinear and elementwise activations "
+        f"{', '.join(t.__name__ for t in _BUILDERS)} and elementwise activations "
         f"({', '.join(t.__name__ for t in _ELEMENTWISE)}) in an nn.Sequential; train such models one by one "
         f"with en.train"
     )
@@ -146,7 +276,9 @@ def _describe(module: nn.Module) -> list[tuple[str, str]]:
     rows = []
     for name, sub in module.named_modules():
         rows.append((f"module {name or '<root>'}", type(sub).__name__))
-        for attr in ("floor", "scale_input", "in_features", "out_features", "n_modes", "shared", "negative_slope"):
+        for attr in ("floor", "scale_input", "in_features", "out_features", "n_modes", "shared", "negative_slope",
+                     "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode", "ceil_mode",
+                     "count_include_pad", "start_dim", "end_dim"):
             if attr in vars(sub):
                 rows.append((f"{name or '<root>'}.{attr}", repr(getattr(sub, attr))))
     rows += [(f"parameter {n}", f"shape {tuple(p.shape)}, {p.dtype}") for n, p in module.named_parameters()]
@@ -262,6 +394,7 @@ def check_stackable(models: Sequence[nn.Module]) -> None:
             raise ValueError(f"models[{k}] lives on {sorted(map(str, devices))}; move every model to one device")
     template = models[0]
     for name, child in template.named_children():  # supported layers only (raises NotImplementedError)
-        if not isinstance(child, _ELEMENTWISE) and type(child) not in (SpikeSlabLinear, ScaledLinear, nn.Linear,
-                                                                       ModeLinear):
+        if not isinstance(child, _ELEMENTWISE) and type(child) not in _BUILDERS:
             _make_op(name, child, None)
+        if isinstance(child, nn.Flatten):
+            _op_flatten(name, child, None)  # its supported form only

@@ -215,3 +215,44 @@ def test_image_data_and_eval_batch_size_and_locked_folders(small, tmp_path):
         en.train_many([_model("mlp", 0), _model("mlp", 1)], small, [en.TrainConfig(**FAST)] * 2,
                       run_dirs=[tmp_path / "free", tmp_path / "held"], progress=False)
     assert not (tmp_path / "free").exists()  # nothing written, not even the free folder
+
+
+def _conv_model(kind, seed):
+    """Convolutional stacks: the LeNet skeleton, and one with groups, stride, padding, a Conv1d view and pooling."""
+    from ensemble_nets.models import CNN, EnsembleCNN
+
+    torch.manual_seed(seed)
+    if kind == "cnn":
+        model = EnsembleCNN(channels=(4, 6), hidden=12)
+    elif kind == "cnn-plain":
+        model = CNN(channels=(4, 6), hidden=12, bias=True)
+    else:  # groups, stride, padding (zeros and reflect), average pooling, a plain conv between
+        model = nn.Sequential(
+            en.SpikeSlabConv2d(1, 4, 3, stride=2, padding=1, m_std=1.0), nn.ReLU(),
+            en.SpikeSlabConv2d(4, 6, 3, padding=1, groups=2, bias=True, padding_mode="reflect", m_std=1.0),
+            nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 4, 3, padding="same"), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Flatten(), en.SpikeSlabLinear(4 * 4 * 4, 10, m_std=1.0))
+    return model.double()
+
+
+@pytest.mark.parametrize("grouped", [False, True])  # one convolution per run (CPU), or grouped (CUDA's path)
+@pytest.mark.parametrize("kind", ["cnn", "cnn-plain", "conv-options"])
+def test_convolutional_runs_equal_train(kind, grouped, monkeypatch):
+    """Stacked convolutions (per run, or groups = K x groups over the runs' channels side by side) are run k's alone."""
+    from ensemble_nets.training import stacked
+
+    monkeypatch.setattr(stacked, "GROUPED_CONV_DEVICES", {"cpu"} if grouped else set())
+    images = en.load_dataset("mnist5k", None, download=False, shape="image").subset(n_train=200, n_test=100)
+    configs = [en.TrainConfig(seed=s, **{**FAST, "batch_size": 50, "lr": 0.02 * (s + 1)}) for s in range(2)]
+    alone = [en.train(_conv_model(kind, s), images, configs[s], progress=False) for s in range(2)]
+    together = en.train_many([_conv_model(kind, s) for s in range(2)], images, configs, progress=False)
+    for a, b in zip(alone, together):
+        _assert_same_run(a, b, param_tol=1e-9)
+
+
+def test_data_of_the_wrong_shape_is_named(small):
+    images = en.load_dataset("mnist5k", None, download=False, shape="image").subset(n_train=200, n_test=100)
+    with pytest.raises(ValueError, match='shape="flat"'):
+        en.train_many([_model("ensemble", s) for s in range(2)], images, [en.TrainConfig(**FAST)] * 2)
+    with pytest.raises(ValueError, match='shape="image"'):
+        en.train_many([_conv_model("cnn", s) for s in range(2)], small, [en.TrainConfig(**FAST)] * 2)
