@@ -61,7 +61,9 @@ def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float = 1e-4,
     if fused_step:
         from ensemble_nets.training.fused_adam import SpikeSlabAdamW, fusable_layers
 
-        return SpikeSlabAdamW(groups, fusable_layers(model), lr=lr, decoupled=decoupled)
+        layers = fusable_layers(model)
+        if layers:  # else nothing to fuse: torch's own (fused) Adam below
+            return SpikeSlabAdamW(groups, layers, lr=lr, decoupled=decoupled)
     cls = torch.optim.AdamW if decoupled else torch.optim.Adam
     params = [p for g in groups for p in g["params"]]
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float16, torch.bfloat16, torch.float32,
