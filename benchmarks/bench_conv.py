@@ -205,13 +205,13 @@ DEFAULT_SETTINGS = {
 #: Adam moves pi ~lr per step whatever its gradient, so pi grows fast at the full rate), and
 #: bayesian-torch's initial rho (posterior std softplus(rho): -3 -> 0.049, -5 -> 0.0067).
 NOISE_KEY = {"ensemble": "noise_lr_scale", "reparameterization": "rho_init", "flipout": "rho_init"}
-#: ``--tune``: the same budget for every method, 2 rates x 2 batch sizes x 2 noise levels. The rates and
-#: batch sizes are each method's two best of the earlier 3 x 3 grid (benchmarks/results/conv_tune_cpu_s0.json,
-#: fastest to 95% and 96%); every grid point halves its rate every :data:`TUNE_HALVE_EVERY` epochs, as the races do.
+#: ``--tune``: the same budget for every method, 3 rates x 3 batch sizes around its default x 2 noise
+#: levels (its default and one of less noise); every grid point halves its rate every
+#: :data:`TUNE_HALVE_EVERY` epochs, as the races do.
 TUNE_GRID = {
-    "ensemble": {"lr": (0.03, 0.1), "batch_size": (100, 200), "noise_lr_scale": (1.0, 0.1)},
-    "reparameterization": {"lr": (3e-3, 1e-2), "batch_size": (50, 100), "rho_init": (-3.0, -5.0)},
-    "flipout": {"lr": (3e-3, 1e-2), "batch_size": (50, 100), "rho_init": (-3.0, -5.0)},
+    "ensemble": {"lr": (0.01, 0.03, 0.1), "batch_size": (50, 100, 200), "noise_lr_scale": (1.0, 0.1)},
+    "reparameterization": {"lr": (1e-3, 3e-3, 1e-2), "batch_size": (50, 100, 200), "rho_init": (-3.0, -5.0)},
+    "flipout": {"lr": (1e-3, 3e-3, 1e-2), "batch_size": (50, 100, 200), "rho_init": (-3.0, -5.0)},
 }
 TUNE_HALVE_EVERY = 5
 #: Grid labels: ``"ensemble lr=0.03 batch=100 noise_lr_scale=0.1"``.
