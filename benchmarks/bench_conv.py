@@ -24,13 +24,16 @@ with bayesian-torch's mean-field Gaussian layers on the same CNN (same
 geometry, no biases, same data): ``Conv2dReparameterization`` +
 ``LinearReparameterization`` and ``Conv2dFlipout`` + ``LinearFlipout``
 (loss: cross-entropy + KL / n_train, Adam, their defaults otherwise). Each
-method trains with its own settings (Adam rate, batch size, schedule):
-``--settings tuned`` (default) takes :data:`TUNED_SETTINGS`, each method's
-fastest point of the same 3 x 3 grid (``--tune``); ``--settings default``
-the untuned ones (ensemble: the ``cnn`` preset, Adam 0.03 with the
-projection and decoupled decay 1e-4, halved every 5 epochs, batch 100;
-bayesian-torch: Adam 1e-3, batch 100); ``--lr``/``--batch`` override one
-method. The methods take turns by part-epochs (``--evals-per-epoch``, 2 by
+method trains with its own settings (Adam rate, batch size, schedule, and
+the knob that sets its noise, :data:`NOISE_KEY`: the ensemble's Adam rate of
+pi and xi as a fraction of the rate of m, ``TrainConfig.lr_scales``;
+bayesian-torch's ``posterior_rho_init``): ``--settings tuned`` (default)
+takes :data:`TUNED_SETTINGS`, each method's fastest point of the same
+3 x 3 x 2 grid (``--tune``); ``--settings default`` the untuned ones
+(ensemble: the ``cnn`` preset, Adam 0.03 for pi, m, xi with the projection
+and decoupled decay 1e-4, halved every 5 epochs, batch 100; bayesian-torch:
+Adam 1e-3, batch 100, rho init -3); ``--lr``/``--batch``/``--noise``
+override one method. The methods take turns by part-epochs (``--evals-per-epoch``, 2 by
 default: interleaved, so load from other jobs falls on all alike); after
 each part ONE network is drawn from each method's q (ensemble:
 ``en.sample_network``; bayesian-torch: W = mu + softplus(rho) eps, the same
@@ -38,12 +41,17 @@ draw for every test batch) and scored on the official 10,000-image test
 set. A method stops once it reaches the target; the time is training time
 only (evaluation excluded), summed over parts.
 
-    python benchmarks/bench_conv.py --race --threads 1 --seed 1 --json benchmarks/results/conv_race_cpu_tuned_s1.json
+    python benchmarks/bench_conv.py --race --threads 1 --max-epochs 12 --seed 1 \
+        --json benchmarks/results/conv_race_cpu_tuned4_s1.json
 
-``--tune``: every grid point of every method (:data:`TUNE_GRID`) races at
-once, interleaved; an entry stops once its training time exceeds the best
-time to target of its own method so far. Run it on the first half of the
-test set (``--n-test 5000``) with another seed than the races it tunes.
+``--tune``: every grid point of every method (:data:`TUNE_GRID`: 3 rates x
+3 batch sizes x 2 noise levels each) races at once, interleaved; an entry
+stops once its training time exceeds the best time to target of its own
+method so far. Run it on the first half of the test set (``--n-test 5000``)
+with another seed than the races it tunes::
+
+    python benchmarks/bench_conv.py --tune --n-test 5000 --seed 0 --threads 1 --max-epochs 10 \
+        --tune-thresholds 0.95 0.96 0.965 --json benchmarks/results/conv_tune4_cpu_s0.json
 
 bayesian-torch is an optional peer, installed WITHOUT its dependencies (its
 layers need only torch; with dependencies pip pulls torchvision and a CUDA
