@@ -24,13 +24,16 @@ with bayesian-torch's mean-field Gaussian layers on the same CNN (same
 geometry, no biases, same data): ``Conv2dReparameterization`` +
 ``LinearReparameterization`` and ``Conv2dFlipout`` + ``LinearFlipout``
 (loss: cross-entropy + KL / n_train, Adam, their defaults otherwise). Each
-method trains with its own settings (Adam rate, batch size, schedule):
-``--settings tuned`` (default) takes :data:`TUNED_SETTINGS`, each method's
-fastest point of the same 3 x 3 grid (``--tune``); ``--settings default``
-the untuned ones (ensemble: the ``cnn`` preset, Adam 0.03 with the
-projection and decoupled decay 1e-4, halved every 5 epochs, batch 100;
-bayesian-torch: Adam 1e-3, batch 100); ``--lr``/``--batch`` override one
-method. The methods take turns by part-epochs (``--evals-per-epoch``, 2 by
+method trains with its own settings (Adam rate, batch size, schedule, and
+the knob that sets its noise, :data:`NOISE_KEY`: the ensemble's Adam rate of
+pi and xi as a fraction of the rate of m, ``TrainConfig.lr_scales``;
+bayesian-torch's ``posterior_rho_init``): ``--settings tuned`` (default)
+takes :data:`TUNED_SETTINGS`, each method's fastest point of the same
+3 x 3 x 2 grid (``--tune``); ``--settings default`` the untuned ones
+(ensemble: the ``cnn`` preset, Adam 0.03 for pi, m, xi with the projection
+and decoupled decay 1e-4, halved every 5 epochs, batch 100; bayesian-torch:
+Adam 1e-3, batch 100, rho init -3); ``--lr``/``--batch``/``--noise``
+override one method. The methods take turns by part-epochs (``--evals-per-epoch``, 2 by
 default: interleaved, so load from other jobs falls on all alike); after
 each part ONE network is drawn from each method's q (ensemble:
 ``en.sample_network``; bayesian-torch: W = mu + softplus(rho) eps, the same
@@ -38,12 +41,17 @@ draw for every test batch) and scored on the official 10,000-image test
 set. A method stops once it reaches the target; the time is training time
 only (evaluation excluded), summed over parts.
 
-    python benchmarks/bench_conv.py --race --threads 1 --seed 1 --json benchmarks/results/conv_race_cpu_tuned_s1.json
+    python benchmarks/bench_conv.py --race --threads 1 --max-epochs 12 --seed 1 \
+        --json benchmarks/results/conv_race_cpu_tuned4_s1.json
 
-``--tune``: every grid point of every method (:data:`TUNE_GRID`) races at
-once, interleaved; an entry stops once its training time exceeds the best
-time to target of its own method so far. Run it on the first half of the
-test set (``--n-test 5000``) with another seed than the races it tunes.
+``--tune``: every grid point of every method (:data:`TUNE_GRID`: 3 rates x
+3 batch sizes x 2 noise levels each) races at once, interleaved; an entry
+stops once its training time exceeds the best time to target of its own
+method so far. Run it on the first half of the test set (``--n-test 5000``)
+with another seed than the races it tunes::
+
+    python benchmarks/bench_conv.py --tune --n-test 5000 --seed 0 --threads 1 --max-epochs 10 \
+        --tune-thresholds 0.95 0.96 0.965 --json benchmarks/results/conv_tune4_cpu_s0.json
 
 bayesian-torch is an optional peer, installed WITHOUT its dependencies (its
 layers need only torch; with dependencies pip pulls torchvision and a CUDA
@@ -56,6 +64,7 @@ Without it, ``--race`` runs the ensemble alone and says so.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import statistics
 import time
@@ -87,12 +96,14 @@ def _sync(device: torch.device) -> None:
 class _BayesCNN(torch.nn.Module):
     """The CNN of models/cnn.py built from bayesian-torch layers; ``forward`` returns ``(logits, kl)``."""
 
-    def __init__(self, conv, linear, channels=(16, 32), hidden=128, n_classes=10, kernel_size=5) -> None:
+    def __init__(self, conv, linear, channels=(16, 32), hidden=128, n_classes=10, kernel_size=5,
+                 rho_init: float = -3.0) -> None:
         super().__init__()
         side = ((28 - kernel_size + 1) // 2 - kernel_size + 1) // 2
+        kw = {"bias": False, "posterior_rho_init": rho_init}  # rho_init: bayesian-torch's default, -3
         self.layers = torch.nn.ModuleList([
-            conv(1, channels[0], kernel_size, bias=False), conv(channels[0], channels[1], kernel_size, bias=False),
-            linear(channels[1] * side * side, hidden, bias=False), linear(hidden, n_classes, bias=False)])
+            conv(1, channels[0], kernel_size, **kw), conv(channels[0], channels[1], kernel_size, **kw),
+            linear(channels[1] * side * side, hidden, **kw), linear(hidden, n_classes, **kw)])
 
     def forward(self, x, layers=None):
         layers = layers or self.layers
@@ -190,28 +201,38 @@ RACE_METHODS = ("ensemble", "reparameterization", "flipout")
 RACE_NAMES = {"ensemble": "spike-and-slab ensemble", "reparameterization": "bayesian-torch reparameterization",
               "flipout": "bayesian-torch flipout"}
 #: Each method's training settings before tuning: Adam rate, batch size, rate halved every so many
-#: epochs (0: constant). The ensemble: the ``cnn`` preset; bayesian-torch: its usual Adam 1e-3, constant.
+#: epochs (0: constant), and the knob that sets its noise (:data:`NOISE_KEY`). The ensemble: the ``cnn``
+#: preset, pi and xi at the rate of m; bayesian-torch: its usual Adam 1e-3, constant, posterior rho init -3.
 DEFAULT_SETTINGS = {
-    "ensemble": {"lr": 0.03, "batch_size": 100, "halve_every": 5},
-    "reparameterization": {"lr": 1e-3, "batch_size": 100, "halve_every": 0},
-    "flipout": {"lr": 1e-3, "batch_size": 100, "halve_every": 0},
+    "ensemble": {"lr": 0.03, "batch_size": 100, "halve_every": 5, "noise_lr_scale": 1.0},
+    "reparameterization": {"lr": 1e-3, "batch_size": 100, "halve_every": 0, "rho_init": -3.0},
+    "flipout": {"lr": 1e-3, "batch_size": 100, "halve_every": 0, "rho_init": -3.0},
 }
-#: ``--tune``: the same budget for every method, 3 rates x 3 batch sizes around its default.
+#: The setting of each method that sets how far its sampled networks stray from the mean network:
+#: the ensemble's Adam rate of pi and xi as a fraction of the rate of m (``lr_scales={"pi": s, "xi": s}``;
+#: Adam moves pi ~lr per step whatever its gradient, so pi grows fast at the full rate), and
+#: bayesian-torch's initial rho (posterior std softplus(rho): -3 -> 0.049, -5 -> 0.0067).
+NOISE_KEY = {"ensemble": "noise_lr_scale", "reparameterization": "rho_init", "flipout": "rho_init"}
+#: ``--tune``: the same budget for every method, 3 rates x 3 batch sizes around its default x 2 noise
+#: levels (its default and one of less noise); every grid point halves its rate every
+#: :data:`TUNE_HALVE_EVERY` epochs, as the races do.
 TUNE_GRID = {
-    "ensemble": {"lr": (0.01, 0.03, 0.1), "batch_size": (50, 100, 200)},
-    "reparameterization": {"lr": (1e-3, 3e-3, 1e-2), "batch_size": (50, 100, 200)},
-    "flipout": {"lr": (1e-3, 3e-3, 1e-2), "batch_size": (50, 100, 200)},
+    "ensemble": {"lr": (0.01, 0.03, 0.1), "batch_size": (50, 100, 200), "noise_lr_scale": (1.0, 0.1)},
+    "reparameterization": {"lr": (1e-3, 3e-3, 1e-2), "batch_size": (50, 100, 200), "rho_init": (-3.0, -5.0)},
+    "flipout": {"lr": (1e-3, 3e-3, 1e-2), "batch_size": (50, 100, 200), "rho_init": (-3.0, -5.0)},
 }
-#: ``--settings tuned``: each method's fastest grid point of ``--tune`` (see docs/architectures.md).
-#: Tuned by ``--tune --n-test 5000 --seed 0`` (benchmarks/results/conv_tune_cpu_s0.json): no grid point of
-#: any method reached 97% on those 5,000 test images within 10 epochs, so each method takes its fastest
-#: point to 96% there (the nearest level that separates them). Every method halves its rate every
-#: 5 epochs, as the ensemble's preset does (the grid ran the peers at a constant rate; halving only
-#: changes epochs after the 5th).
+TUNE_HALVE_EVERY = 5
+#: Grid labels: ``"ensemble lr=0.03 batch=100 noise_lr_scale=0.1"``.
+_LABEL = {"lr": "lr", "batch_size": "batch", "noise_lr_scale": "noise_lr_scale", "rho_init": "rho_init"}
+#: ``--settings tuned``: each method's fastest grid point of ``--tune`` to 97% (see docs/architectures.md).
+#: Tuned by ``--tune --n-test 5000 --seed 0 --threads 1 --max-epochs 10`` on the 3 x 3 x 2 grid
+#: (benchmarks/results/conv_tune4_cpu_s0.json): every method reached 97% on those 5,000 test images, each
+#: at its less noisy level (ensemble: pi and xi at 0.1 x the rate of m; bayesian-torch: rho init -5).
+#: Every method halves its rate every 5 epochs, as in the grid.
 TUNED_SETTINGS = {
-    "ensemble": {"lr": 0.1, "batch_size": 200, "halve_every": 5},
-    "reparameterization": {"lr": 3e-3, "batch_size": 50, "halve_every": 5},
-    "flipout": {"lr": 3e-3, "batch_size": 50, "halve_every": 5},
+    "ensemble": {"lr": 0.03, "batch_size": 50, "halve_every": 5, "noise_lr_scale": 0.1},
+    "reparameterization": {"lr": 1e-2, "batch_size": 100, "halve_every": 5, "rho_init": -5.0},
+    "flipout": {"lr": 1e-2, "batch_size": 200, "halve_every": 5, "rho_init": -5.0},
 }
 
 
@@ -235,7 +256,8 @@ def _race_entry(kind: str, settings: dict, device, x, y, seed: int):
     lr, batch_size, halve_every = settings["lr"], settings["batch_size"], settings["halve_every"]
     if kind == "ensemble":
         model = EnsembleCNN().to(device)
-        optimizer = make_optimizer(model, lr=lr)
+        scale = settings.get("noise_lr_scale", 1.0)
+        optimizer = make_optimizer(model, lr=lr, lr_scales=None if scale == 1.0 else {"pi": scale, "xi": scale})
 
         def draw(g, m=model):
             return en.sample_network(m, g)
@@ -246,13 +268,13 @@ def _race_entry(kind: str, settings: dict, device, x, y, seed: int):
 
         layers = {"reparameterization": (Conv2dReparameterization, LinearReparameterization),
                   "flipout": (Conv2dFlipout, LinearFlipout)}[kind]
-        model = _BayesCNN(*layers).to(device)
+        model = _BayesCNN(*layers, rho_init=settings.get("rho_init", -3.0)).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         draw = model.sample_network
 
     def train(x_part, y_part, epoch, g, m=model, o=optimizer):
-        for group in o.param_groups:
-            group["lr"] = lr_at(epoch, lr, halve_every)
+        for group in o.param_groups:  # a group of lr_scales keeps its ratio to lr
+            group["lr"] = lr_at(epoch, lr, halve_every) * group.get("lr_scale", 1.0)
         if kind == "ensemble":
             train_epoch(m, o, x_part, y_part, batch_size, g)
         else:
@@ -345,14 +367,19 @@ def fastest_per_method(methods: dict, threshold: float) -> dict[str, dict]:
 
 
 def tune(args, device, data) -> dict:
-    """Every method on its own :data:`TUNE_GRID` (rate x batch size), interleaved, pruned; the fastest of each.
+    """Every method on its own :data:`TUNE_GRID` (rate x batch size x noise), interleaved, pruned; the fastest of each.
 
     The fastest entry of each method is reported at ``--target`` and at every ``--tune-thresholds``
     (read off the same runs; useful when the target is near the accuracy the grid reaches).
     """
-    entries = {f"{kind} lr={lr:g} batch={batch}": (kind, {**DEFAULT_SETTINGS[kind], "lr": lr, "batch_size": batch})
-               for kind in RACE_METHODS if kind in args.methods
-               for lr in TUNE_GRID[kind]["lr"] for batch in TUNE_GRID[kind]["batch_size"]}
+    entries = {}
+    for kind in RACE_METHODS:
+        if kind in args.methods:
+            axes = TUNE_GRID[kind]
+            for point in itertools.product(*axes.values()):
+                values = dict(zip(axes, point))
+                label = " ".join([kind, *(f"{_LABEL[key]}={value:g}" for key, value in values.items())])
+                entries[label] = (kind, {**DEFAULT_SETTINGS[kind], "halve_every": TUNE_HALVE_EVERY, **values})
     result = race(args, device, data, entries, prune=True)
     fastest = {}
     for threshold in sorted({args.target, *args.tune_thresholds}):
@@ -421,6 +448,9 @@ def main(argv=None) -> dict:
                    help="--race: each method's rate and batch size (DEFAULT_SETTINGS or TUNED_SETTINGS)")
     p.add_argument("--lr", nargs="+", metavar="METHOD=LR", help="--race: override a method's Adam rate")
     p.add_argument("--batch", nargs="+", metavar="METHOD=SIZE", help="--race: override a method's batch size")
+    p.add_argument("--noise", nargs="+", metavar="METHOD=VALUE",
+                   help="--race: override a method's noise knob (NOISE_KEY): the ensemble's pi/xi rate scale, "
+                        "bayesian-torch's posterior rho init")
     p.add_argument("--seed", type=int, default=0, help="--race: seed of inits, data orders and draws")
     p.add_argument("--methods", nargs="+", choices=RACE_METHODS, default=list(RACE_METHODS),
                    help="--race: which methods run (default: all three)")
@@ -435,8 +465,12 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--evals-per-epoch must be >= 1, got {args.evals_per_epoch}")
     base = TUNED_SETTINGS if args.settings == "tuned" else DEFAULT_SETTINGS
     lrs, batches = _parse_overrides(args.lr, float, "--lr"), _parse_overrides(args.batch, int, "--batch")
+    noises = _parse_overrides(args.noise, float, "--noise")
+    if noises.get("ensemble", 0.0) < 0 or not all(math.isfinite(v) for v in noises.values()):
+        raise SystemExit(f"--noise: the ensemble's pi/xi rate scale must be >= 0 and every value finite, got {noises}")
     args.settings_of = {kind: {**base[kind], **({"lr": lrs[kind]} if kind in lrs else {}),
-                               **({"batch_size": batches[kind]} if kind in batches else {})} for kind in RACE_METHODS}
+                               **({"batch_size": batches[kind]} if kind in batches else {}),
+                               **({NOISE_KEY[kind]: noises[kind]} if kind in noises else {})} for kind in RACE_METHODS}
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -80,3 +80,41 @@ def test_sampled_gap_scores_mean_mean_field_and_sampled_networks(mnist_root):
     assert row["epoch"] == 1 and len(row["sampled"]) == 2
     assert all(0.0 <= row[k] <= 1.0 for k in ("mean_network", "mean_field", "sampled_mean", "pi_mean"))
     assert row["sampled_mean"] == sum(row["sampled"]) / 2
+
+
+def test_tune_grid_has_the_noise_axis_and_the_same_budget_for_every_method():
+    bench = _bench()
+    sizes = {kind: [len(values) for values in axes.values()] for kind, axes in bench.TUNE_GRID.items()}
+    assert len(set(map(tuple, sizes.values()))) == 1  # the same number of points on each axis
+    for kind, axes in bench.TUNE_GRID.items():
+        assert bench.NOISE_KEY[kind] in axes and bench.NOISE_KEY[kind] in bench.TUNED_SETTINGS[kind]
+
+
+def test_tune_noise_axis_reaches_each_methods_optimizer_and_layers(mnist_root, monkeypatch):
+    layers = pytest.importorskip("bayesian_torch.layers")
+    bench = _bench()
+    monkeypatch.setitem(bench.TUNE_GRID, "ensemble", {"lr": (0.1,), "batch_size": (50,), "noise_lr_scale": (1.0, 0.0)})
+    monkeypatch.setitem(bench.TUNE_GRID, "reparameterization",
+                        {"lr": (1e-2,), "batch_size": (50,), "rho_init": (-3.0, -5.0)})
+    result = bench.main([*TINY, "--tune", "--data-root", str(mnist_root), "--target", "0.0",
+                         "--methods", "ensemble", "reparameterization"])
+    assert set(result["methods"]) == {
+        "ensemble lr=0.1 batch=50 noise_lr_scale=1", "ensemble lr=0.1 batch=50 noise_lr_scale=0",
+        "reparameterization lr=0.01 batch=50 rho_init=-3", "reparameterization lr=0.01 batch=50 rho_init=-5"}
+    assert all(entry["halve_every"] == bench.TUNE_HALVE_EVERY for entry in result["methods"].values())
+    # the settings reach the models: a pi/xi scale of 0 leaves pi at its init, rho starts near rho_init
+    device, x = torch.device("cpu"), torch.rand(60, 1, 28, 28)
+    y = torch.randint(0, 10, (60,))
+    for scale, moves in ((0.0, False), (1.0, True)):
+        settings = {**bench.DEFAULT_SETTINGS["ensemble"], "noise_lr_scale": scale}
+        train, _, model = bench._race_entry("ensemble", settings, device, x, y, seed=0)
+        pi = [layer.pi.detach().clone() for layer in model.weight_layers]
+        train(x, y, 0, torch.Generator().manual_seed(0))
+        assert any(not torch.equal(a, layer.pi) for a, layer in zip(pi, model.weight_layers)) == moves
+    for rho in (-3.0, -5.0):
+        _, _, model = bench._race_entry("reparameterization", {**bench.DEFAULT_SETTINGS["reparameterization"],
+                                                               "rho_init": rho}, device, x, y, seed=0)
+        assert isinstance(model.layers[0], layers.Conv2dReparameterization)
+        assert abs(float(model.layers[0].rho_kernel.detach().mean()) - rho) < 0.05
+    with pytest.raises(SystemExit, match="rate scale must be >= 0"):
+        bench.main([*TINY, "--data-root", str(mnist_root), "--noise", "ensemble=-1"])

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ensemble_nets.data import Dataset
 from ensemble_nets.training.evaluate import evaluate
 from ensemble_nets.training.objective import OBJECTIVES, Elbo
-from ensemble_nets.training.optim import lr_at, make_optimizer, resolve_device, step_and_project
+from ensemble_nets.training.optim import check_lr_scales, lr_at, make_optimizer, resolve_device, step_and_project
 from ensemble_nets.training.runs import (
     CHECKPOINT,
     CONFIG,
@@ -59,6 +59,7 @@ class TrainConfig:
     weight_decay: float = 1e-4  # decay strength on the decayed group
     decay: tuple[str, ...] | None = None  # parameter names to decay; None: each layer's choice (m, xi)
     decoupled_decay: bool = True  # AdamW-style decay (the reference); False: L2 inside Adam
+    lr_scales: dict[str, float] | None = None  # {parameter name: scale}: its rate is lr * scale, e.g. {"pi": 0.1}
     n_eval_networks: int = 10  # networks sampled from q per evaluation
     eval_batch_size: int = 10_000  # test examples per evaluation batch (CNNs: ~1,000 is faster on CPU)
     seed: int = 0  # seeds shuffling, training noise and evaluation
@@ -93,6 +94,8 @@ class TrainConfig:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.decay is not None:
             self.decay = tuple(self.decay)
+        if self.lr_scales is not None:  # the names are checked against the model by make_optimizer
+            check_lr_scales(self.lr_scales)
         resolve_device(self.device)
 
     @classmethod
@@ -253,7 +256,7 @@ def train(model: nn.Module, data: Dataset | DataLoader, config: TrainConfig | No
     _check_forward(model, data, device)
     optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay,
                                decay=config.decay, decoupled=config.decoupled_decay,
-                               fused_step=config.fused_step)
+                               lr_scales=config.lr_scales, fused_step=config.fused_step)
     shuffle = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     history: list[dict] = []
@@ -293,7 +296,7 @@ def train(model: nn.Module, data: Dataset | DataLoader, config: TrainConfig | No
     for epoch in bar:
         lr = lr_at(epoch, config.lr, config.lr_halve_every)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # lr_scales: the schedule keeps each group's ratio
         tick = time.perf_counter()
         stats = train_epoch(model, optimizer, data.x_train, data.y_train, config.batch_size, shuffle, elbo)
         train_loss, train_acc, moved = stats["train_loss"], stats["train_acc"], stats["projected"]

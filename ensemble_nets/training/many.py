@@ -143,6 +143,12 @@ def _check_inputs(models, configs, run_dirs, data):
         if resolve_device(config.device) != resolve_device(first.device):
             raise ValueError(f"configs[{k}].device={config.device!r} differs from configs[0].device="
                              f"{first.device!r}; all runs of a stack live on one device")
+        if config.lr_scales is not None:
+            raise NotImplementedError(f"configs[{k}].lr_scales={config.lr_scales!r}: train_many runs one Adam rate "
+                                      f"per run; train runs with lr_scales with en.train")
+        if config.fused_step:
+            raise NotImplementedError(f"configs[{k}].fused_step=True: train_many has its own stacked step; use "
+                                      f"train_many(..., compile=True) for fused kernels, or en.train")
         if config.objective != "reference":
             raise NotImplementedError(f"configs[{k}].objective={config.objective!r}: train_many trains the "
                                       f"reference cross-entropy only; train ELBO runs with en.train")

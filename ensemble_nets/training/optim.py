@@ -11,22 +11,31 @@ and after every step pi is clipped to [0, 1] and xi to >= 0.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
 
-__all__ = ["lr_at", "make_optimizer", "parameter_groups", "project_", "resolve_device", "step_and_project"]
+__all__ = ["check_lr_scales", "lr_at", "make_optimizer", "parameter_groups", "project_", "resolve_device",
+           "step_and_project"]
 
 
-def parameter_groups(model: nn.Module, *, weight_decay: float, decay: Iterable[str] | None = None) -> list[dict]:
-    """Two optimizer groups: decayed and not decayed.
+def parameter_groups(model: nn.Module, *, weight_decay: float, decay: Iterable[str] | None = None,
+                     lr_scales: Mapping[str, float] | None = None) -> list[dict]:
+    """Two optimizer groups: decayed and not decayed (split further by ``lr_scales``).
 
     :param decay: parameter names (the last part of the dotted name, e.g. ``"m"``) to decay;
         ``None`` asks each layer through its ``decayed_parameters`` attribute. A name that
         matches no parameter of ``model`` is an error (a misspelt name would silently
         turn the decay off). A parameter shared by several layers is listed once.
+    :param lr_scales: ``{name: scale}`` (e.g. ``{"pi": 0.1, "xi": 0.1}``): the parameters of that
+        last name part go into groups of their own (per decayed/not decayed), each group carrying
+        ``"lr_scale"``; the optimizer's rate of such a group is ``lr * scale`` (``make_optimizer``
+        and the loop's schedule apply it). A name that matches no parameter, or a scale that is
+        negative or not finite, is an error. ``None``: the two groups, without ``"lr_scale"``.
     """
+    scales = _check_lr_scales(model, lr_scales)
     wanted = None if decay is None else set(decay)
     decayed, plain, seen, names_found = [], [], set(), set()
     for module in model.modules():
@@ -43,21 +52,66 @@ def parameter_groups(model: nn.Module, *, weight_decay: float, decay: Iterable[s
                          f"layer's own choice (decayed_parameters)")
     groups = [{"params": decayed, "weight_decay": weight_decay, "name": "decayed"},
               {"params": plain, "weight_decay": 0.0, "name": "not_decayed"}]
-    return [g for g in groups if g["params"]]
+    groups = [g for g in groups if g["params"]]
+    if scales is None:
+        return groups
+    names: dict[int, str] = {}  # a shared parameter takes the name it is first seen under, as above
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            names.setdefault(id(param), name)
+    split = []
+    for group in groups:  # (decayed, scale): one group per scale, in first-seen order
+        by_scale: dict[float, list] = {}
+        for param in group["params"]:
+            by_scale.setdefault(float(scales.get(names[id(param)], 1.0)), []).append(param)
+        split += [{**group, "params": params, "lr_scale": scale,
+                   "name": group["name"] if scale == 1.0 else f"{group['name']} x{scale:g}"}
+                  for scale, params in by_scale.items()]
+    return split
+
+
+def _check_lr_scales(model: nn.Module, lr_scales: Mapping[str, float] | None) -> dict[str, float] | None:
+    """``lr_scales`` as a dict of floats; an unknown name or a bad scale is a ``ValueError`` naming the fix."""
+    if lr_scales is None:
+        return None
+    check_lr_scales(lr_scales)
+    allowed = sorted({n for module in model.modules() for n, _ in module.named_parameters(recurse=False)})
+    unknown = sorted(set(lr_scales) - set(allowed))
+    if unknown:
+        raise ValueError(f"lr_scales names {unknown} match no parameter of {type(model).__name__}, whose "
+                         f"parameters are named {allowed}; use those names (the last part of the dotted name)")
+    return {k: float(v) for k, v in lr_scales.items()}
+
+
+def check_lr_scales(lr_scales: Mapping[str, float]) -> None:
+    """A ``ValueError`` unless ``lr_scales`` maps names (str) to finite scales >= 0 (the model is not asked)."""
+    if not isinstance(lr_scales, Mapping) or not all(isinstance(k, str) for k in lr_scales):
+        raise ValueError(f"lr_scales must be a dict {{parameter name: scale}}, e.g. {{'pi': 0.1, 'xi': 0.1}}, "
+                         f"got {lr_scales!r}")
+    bad = {k: v for k, v in lr_scales.items()
+           if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0)}
+    if bad:
+        raise ValueError(f"lr_scales {bad}: every scale must be a finite number >= 0 (0 freezes the parameter)")
 
 
 def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float = 1e-4,
                    decay: Iterable[str] | None = None, decoupled: bool = True,
+                   lr_scales: Mapping[str, float] | None = None,
                    fused_step: bool = False) -> torch.optim.Optimizer:
     """Adam with weight decay on the chosen groups: decoupled (AdamW, the reference) or coupled L2.
 
+    ``lr_scales`` (see :func:`parameter_groups`) gives some parameters the rate ``lr * scale``;
+    each such group keeps its ``"lr_scale"``, which a schedule multiplies in (the loop does).
     Uses the fused kernel (one per step) when every parameter is a float tensor on CPU or CUDA,
     else the multi-tensor (foreach) implementation. ``fused_step=True``: a
     :class:`~ensemble_nets.training.fused_adam.SpikeSlabAdamW`, which also projects the
     spike-and-slab layers, one compiled kernel per layer (optional: ``torch.compile`` needs a C++
     compiler on CPU); step it with :func:`step_and_project`.
     """
-    groups = parameter_groups(model, weight_decay=weight_decay, decay=decay)
+    groups = parameter_groups(model, weight_decay=weight_decay, decay=decay, lr_scales=lr_scales)
+    for group in groups:
+        if "lr_scale" in group:
+            group["lr"] = lr * group["lr_scale"]
     if fused_step:
         from ensemble_nets.training.fused_adam import SpikeSlabAdamW, fusable_layers
 

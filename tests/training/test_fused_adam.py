@@ -107,3 +107,19 @@ def test_fused_step_refuses_amsgrad():
     torch.nn.functional.cross_entropy(model(torch.randn(4, 6)), torch.tensor([0, 1, 2, 0])).backward()
     with pytest.raises(ValueError, match="amsgrad"):
         optimizer.step()
+
+
+def test_fused_step_keeps_per_parameter_rates():
+    """lr_scales (a group per scale) reach the kernel: pi and xi at 0.1 x the rate of m, as with AdamW."""
+    torch.manual_seed(3)
+    model = en.EnsembleMLP((10, 8, 3), dtype=torch.float64)
+    fused = copy.deepcopy(model)
+    scales = {"pi": 0.1, "xi": 0.0}
+    eager_opt = make_optimizer(model, lr=0.2, lr_scales=scales)
+    fused_opt = make_optimizer(fused, lr=0.2, lr_scales=scales, fused_step=True)
+    xi_before = fused[0].xi.detach().clone()
+    x, y = torch.randn(16, 10, dtype=torch.float64), torch.randint(0, 3, (16,))
+    assert _steps(model, eager_opt, x, y, 4, reference=True) == _steps(fused, fused_opt, x, y, 4, reference=False)
+    for a, b in zip(model.parameters(), fused.parameters()):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
+    assert torch.equal(fused[0].xi, xi_before)  # scale 0: frozen (the projection moves nothing there)
