@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""AdamW and the projection of every spike-and-slab layer in one fused kernel per layer.
+"""AdamW and the projection of every spike-and-slab layer in one fused pass per step.
 
 The reference step of a spike-and-slab layer is AdamW on each of pi, m, xi
 followed by the projection (DESIGN.md section 2)::
@@ -11,8 +11,9 @@ followed by the projection (DESIGN.md section 2)::
 
 Eager, that is torch's fused AdamW (one pass over the 12 tensors) and then
 several passes for the projection and its count. :class:`SpikeSlabAdamW`
-does all of it in ONE pass per layer (``torch.compile``: optional, needs a
-C++ compiler on CPU, compiles on first use); every other parameter (biases,
+does all of it in ONE pass over each layer's tensors, one compiled call per
+step for all layers (``torch.compile``: optional, needs a C++ compiler on CPU,
+compiles on first use); every other parameter (biases,
 plain layers) takes torch's own AdamW. The state (``step``, ``exp_avg``,
 ``exp_avg_sq`` per parameter) is torch's, so checkpoints load into either.
 """
@@ -85,12 +86,13 @@ def fusable_layers(model: nn.Module) -> list[SpikeSlabLayer]:
 
 
 class SpikeSlabAdamW(torch.optim.AdamW):
-    """``torch.optim.AdamW`` whose step also projects the spike-and-slab layers, one fused kernel per layer.
+    """``torch.optim.AdamW`` whose step also projects the spike-and-slab layers, in one fused pass.
 
     Same parameter groups, options and state as ``AdamW``; ``decoupled=False`` gives Adam with L2
     (``torch.optim.Adam``'s ``weight_decay``). For each layer of ``layers`` whose pi, m and xi are
     all in the optimizer, :meth:`step` runs AdamW on the three and the projection in one pass
-    (``torch.compile``); every other parameter goes through ``AdamW.step``. The entries moved by
+    (``torch.compile``, one call per step for all layers); every other parameter goes through
+    ``AdamW.step``. The entries moved by
     the projection since the last :meth:`projected` call accumulate in a 0-d tensor (no device sync).
 
     :param layers: the spike-and-slab layers this optimizer projects (:func:`fusable_layers`);

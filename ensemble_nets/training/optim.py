@@ -105,7 +105,7 @@ def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float = 1e-4,
     Uses the fused kernel (one per step) when every parameter is a float tensor on CPU or CUDA,
     else the multi-tensor (foreach) implementation. ``fused_step=True``: a
     :class:`~ensemble_nets.training.fused_adam.SpikeSlabAdamW`, which also projects the
-    spike-and-slab layers, one compiled kernel per layer (optional: ``torch.compile`` needs a C++
+    spike-and-slab layers, in one compiled pass per step (optional: ``torch.compile`` needs a C++
     compiler on CPU); step it with :func:`step_and_project`.
     """
     groups = parameter_groups(model, weight_decay=weight_decay, decay=decay, lr_scales=lr_scales)
