@@ -69,7 +69,7 @@ class TrainConfig:
     prior_variance: float = 1.0  # elbo: variance of the prior slab N(0, prior_variance), on the scale of m
     elbo_margin: float = 1e-6  # elbo: pi kept in [margin, 1 - margin], xi >= margin (KL finite)
     kl_weight: float = 1.0  # elbo: factor on KL / n_train (1: the ELBO; < 1 tempers the prior)
-    fused_step: bool = False  # AdamW + projection in one compiled kernel per spike-and-slab layer (optional)
+    fused_step: bool = False  # AdamW + projection of the spike-and-slab layers in one compiled pass (optional)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
