@@ -44,6 +44,15 @@ from ensemble_nets.training.objective import OBJECTIVES
 from ensemble_nets.training.runs import CONFIG
 
 
+def _lr_scale(text: str) -> tuple[str, float]:
+    """``"pi=0.1"`` -> ``("pi", 0.1)``; anything else is an argparse error naming the form."""
+    name, _, value = text.partition("=")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=SCALE (e.g. pi=0.1)") from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--protocol", default="default", choices=sorted(PRESETS),
@@ -77,6 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     train.add_argument("--decay", nargs="+", metavar="NAME", help="parameters to decay, e.g. m xi (default: the layers' choice)")
     train.add_argument("--coupled-decay", dest="decoupled_decay", action="store_false", default=None,
                        help="L2 inside Adam instead of decoupled (AdamW) decay")
+    train.add_argument("--lr-scales", nargs="+", metavar="NAME=SCALE", type=_lr_scale,
+                       help="Adam rate of a parameter as a multiple of --lr, e.g. pi=0.1 xi=0.1 (default: 1)")
+    train.add_argument("--fused-step", action="store_true", default=None,
+                       help="AdamW and the projection in one compiled pass (optional; needs a C++ compiler)")
     train.add_argument("--n-eval-networks", type=positive_int, help="networks sampled from q per evaluation (>= 2)")
     train.add_argument("--seed", type=non_negative_int)
     train.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
@@ -97,6 +110,8 @@ def build_config(args: argparse.Namespace) -> en.ExperimentConfig:
     given = {k: v for k, v in vars(args).items() if v is not None}
     top = {k: given[k] for k in TOP_LEVEL_KEYS if k in given}
     train = {k: given[k] for k in TRAIN_KEYS if k in given}
+    if "lr_scales" in train:
+        train["lr_scales"] = dict(train["lr_scales"])
     return en.ExperimentConfig.from_preset(args.protocol, **top, train=train)
 
 

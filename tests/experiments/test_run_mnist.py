@@ -22,7 +22,7 @@ def test_help_lists_the_knobs():
     out = _run(["--help"])
     assert out.returncode == 0
     for flag in ("--protocol", "--dataset", "--data-root", "--epochs", "--batch-size", "--lr", "--lr-halve-every",
-                 "--weight-decay", "--seed", "--device", "--out", "--resume", "--model"):
+                 "--weight-decay", "--seed", "--device", "--out", "--resume", "--model", "--lr-scales", "--fused-step"):
         assert flag in out.stdout
 
 
@@ -60,7 +60,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, mnist_root):
 
 @pytest.mark.parametrize("bad", [["--epochs", "-1"], ["--batch-size", "0"], ["--lr", "0"], ["--dataset", "cifar"],
                                  ["--protocol", "nonsense"], ["--n-eval-networks", "1"], ["--pi-init", "2"],
-                                 ["--activation", "swish"], ["--decay", "weights"]])
+                                 ["--activation", "swish"], ["--decay", "weights"], ["--lr-scales", "pi"],
+                                 ["--lr-scales", "pu=0.1"], ["--lr-scales", "pi=-1"]])
 def test_nonsense_values_fail_clearly(bad, tmp_path):
     out = _run([*bad, "--out", str(tmp_path / "x")])
     assert out.returncode != 0
