@@ -256,3 +256,27 @@ def test_data_of_the_wrong_shape_is_named(small):
         en.train_many([_model("ensemble", s) for s in range(2)], images, [en.TrainConfig(**FAST)] * 2)
     with pytest.raises(ValueError, match='shape="image"'):
         en.train_many([_conv_model("cnn", s) for s in range(2)], small, [en.TrainConfig(**FAST)] * 2)
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_conv1d_runs_equal_train(grouped, monkeypatch):
+    """1-d convolutions (sequences (N, C, L)) stack too: spike-and-slab with dilation, plain with a bias."""
+    from ensemble_nets.data import Dataset
+    from ensemble_nets.training import stacked
+
+    monkeypatch.setattr(stacked, "GROUPED_CONV_DEVICES", {"cpu"} if grouped else set())
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(160, 2, 24, generator=gen), torch.randint(0, 3, (160,), generator=gen)
+    data = Dataset(x[:120], y[:120], x[120:], y[120:], name="synthetic", test_source="synthetic", n_classes=3)
+
+    def model(seed):
+        torch.manual_seed(seed)
+        return nn.Sequential(en.SpikeSlabConv1d(2, 4, 3, dilation=2, m_std=1.0), nn.ReLU(), nn.MaxPool1d(2),
+                             nn.Conv1d(4, 3, 3, bias=True), nn.Flatten(), en.SpikeSlabLinear(3 * 8, 3, m_std=1.0)
+                             ).double()
+
+    configs = [en.TrainConfig(seed=s, **{**FAST, "batch_size": 40}) for s in range(2)]
+    alone = [en.train(model(s), data, configs[s], progress=False) for s in range(2)]
+    together = en.train_many([model(s) for s in range(2)], data, configs, progress=False)
+    for a, b in zip(alone, together):
+        _assert_same_run(a, b, param_tol=1e-9)
