@@ -15,8 +15,8 @@ writes one JSON per part under ``--out`` (default ``benchmarks/results/device``)
    - ``train_many`` on a small CNN (the grouped-convolution path, the one meant for GPUs) against
      ``train`` alone, two runs, two epochs.
 
-2. ``bench_epoch``, ``bench_many`` (MLP, MDL and CNN K-curves) and ``bench_conv`` (epoch ratio) on the device,
-   with fewer repeats than on a CPU.
+2. ``bench_epoch``, ``bench_many`` (MLP, MDL and CNN K-curves), ``bench_conv`` (epoch ratio) and one
+   race of ``bench_conv --race`` (seed 1) on the device, with fewer repeats than on a CPU.
 
     python benchmarks/device_check.py                       # CUDA when present; else says so and checks on CPU
     python benchmarks/device_check.py --device cpu --quick  # the same checks, tiny, on a CPU (the tests run this)
@@ -173,6 +173,9 @@ def main(argv=None) -> int:
                     "--json", str(args.out / "many.json")], 240),
             _bench(["benchmarks/bench_conv.py", "--device", dev, "--repeats", "3", "--data-root", args.data_root,
                     "--json", str(args.out / "conv_epoch.json")], 120),
+            # the race at the CPU-tuned settings (the ensemble alone when bayesian-torch is not installed)
+            _bench(["benchmarks/bench_conv.py", "--race", "--device", dev, "--seed", "1", "--max-epochs", "12",
+                    "--data-root", args.data_root, "--json", str(args.out / "conv_race_s1.json")], 180),
         ]
         for run in report["bench"]:
             print(f"\n$ python {run['cmd']}  (rc {run['rc']}, {run['seconds']:.0f} s)\n{run['tail']}", flush=True)
