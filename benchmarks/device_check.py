@@ -39,6 +39,8 @@ import ensemble_nets as en
 from ensemble_nets.training.runs import write_json
 
 HERE = Path(__file__).resolve().parent
+#: The benchmarks after the checks, in order.
+BENCHES = ("epoch", "many", "conv", "race")
 
 
 def _max_diff(a, b) -> float:
@@ -144,6 +146,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", help="auto: CUDA when present")
     p.add_argument("--out", type=Path, default=HERE / "results" / "device")
     p.add_argument("--quick", action="store_true", help="checks only, on tiny data (no benchmarks)")
+    p.add_argument("--bench", nargs="*", choices=BENCHES, default=list(BENCHES),
+                   help="which benchmarks follow the checks (time limits 150, 150, 60, 120 s; none: checks only)")
     p.add_argument("--data-root", default="../shared/data/mnist", help="the official MNIST test set, if present")
     args = p.parse_args(argv)
     device = en.training.resolve_device(args.device)
@@ -164,19 +168,20 @@ def main(argv=None) -> int:
               f"{ {k: v for k, v in report[name].items() if k != 'ok'} }", flush=True)
     if not args.quick:
         dev = str(device)
-        report["bench"] = [
-            _bench(["benchmarks/bench_epoch.py", "--device", dev, "--widths", "100", "400", "1600", "--repeats", "3",
-                    "--gbp", "manual", "compiled", "--fused-step", "--no-numpy", "--data-root", args.data_root,
-                    "--json", str(args.out / "epoch_width.json")], 240),
-            _bench(["benchmarks/bench_many.py", "--device", dev, "--ks", "1", "8", "32", "--repeats", "2",
-                    "--models", "ensemble 784-50-50-10", "mdl 784-25-25-10 P=8", "ensemble cnn",
-                    "--json", str(args.out / "many.json")], 240),
-            _bench(["benchmarks/bench_conv.py", "--device", dev, "--repeats", "3", "--data-root", args.data_root,
-                    "--json", str(args.out / "conv_epoch.json")], 120),
+        benches = {
+            "epoch": (["benchmarks/bench_epoch.py", "--device", dev, "--widths", "100", "400", "1600", "--repeats",
+                       "3", "--gbp", "manual", "compiled", "--fused-step", "--no-numpy", "--data-root",
+                       args.data_root, "--json", str(args.out / "epoch_width.json")], 150),
+            "many": (["benchmarks/bench_many.py", "--device", dev, "--ks", "1", "8", "32", "--repeats", "2",
+                      "--models", "ensemble 784-50-50-10", "mdl 784-25-25-10 P=8", "ensemble cnn",
+                      "--json", str(args.out / "many.json")], 150),
+            "conv": (["benchmarks/bench_conv.py", "--device", dev, "--repeats", "3", "--data-root", args.data_root,
+                      "--json", str(args.out / "conv_epoch.json")], 60),
             # the race at the CPU-tuned settings (the ensemble alone when bayesian-torch is not installed)
-            _bench(["benchmarks/bench_conv.py", "--race", "--device", dev, "--seed", "1", "--max-epochs", "12",
-                    "--data-root", args.data_root, "--json", str(args.out / "conv_race_s1.json")], 180),
-        ]
+            "race": (["benchmarks/bench_conv.py", "--race", "--device", dev, "--seed", "1", "--max-epochs", "12",
+                      "--data-root", args.data_root, "--json", str(args.out / "conv_race_s1.json")], 120),
+        }
+        report["bench"] = [_bench(*benches[name]) for name in args.bench]
         for run in report["bench"]:
             print(f"\n$ python {run['cmd']}  (rc {run['rc']}, {run['seconds']:.0f} s)\n{run['tail']}", flush=True)
     write_json(args.out / "device_check.json", json.loads(json.dumps(report, default=str)))
