@@ -68,6 +68,7 @@ import itertools
 import math
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -427,6 +428,60 @@ def sampled_gap(args, device, data) -> dict:
             "settings": settings, "n_train": x.shape[0], "n_test": x_test.shape[0], "epochs": rows}
 
 
+def race_table(paths) -> "pd.DataFrame":
+    """One row per (race file, method, evaluation): seed, method, epoch, training seconds so far, accuracy."""
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for path in paths:
+        race_log = json.loads(Path(path).read_text())
+        if race_log.get("mode") != "race":
+            raise SystemExit(f"{path} is not a --race result (mode {race_log.get('mode')!r})")
+        for label, entry in race_log["methods"].items():
+            spent = 0.0
+            for epoch, seconds, accuracy in zip(entry["epochs"], entry["seconds"], entry["accuracy"]):
+                spent += seconds
+                rows.append({"seed": race_log["seed"], "method": RACE_NAMES.get(entry["method"], label),
+                             "epoch": epoch, "seconds": spent, "accuracy": accuracy, "target": race_log["target"]})
+    return pd.DataFrame(rows)
+
+
+def plot_race(table, *, axes=None):
+    """One sampled network's test accuracy against epochs (left) and against training seconds (middle),
+    every seed a thin line per method; seconds to the target per seed (right; no bar: not reached).
+    Draws only."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    methods = list(dict.fromkeys(table["method"]))
+    colors = dict(zip(methods, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    target = float(table["target"].iloc[0])
+    for (method, _), run in table.groupby(["method", "seed"], sort=False):
+        first = method not in axes[0].get_legend_handles_labels()[1]
+        for ax, x in ((axes[0], "epoch"), (axes[1], "seconds")):
+            ax.plot(run[x], run["accuracy"], color=colors[method], alpha=0.6, lw=1, label=method if first else None)
+    for ax, xlabel in ((axes[0], "epochs"), (axes[1], "training seconds")):
+        ax.axhline(target, color="k", ls=":", lw=1)
+        ax.set(xlabel=xlabel, ylabel="one sampled network, test accuracy", ylim=(0.94, 0.98))
+    axes[0].legend(fontsize=8, loc="lower right")
+    seeds = sorted(table["seed"].unique())
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        times = []
+        for seed in seeds:
+            run = table[(table["method"] == method) & (table["seed"] == seed)]
+            hit = run[run["accuracy"] >= target]
+            times.append(hit["seconds"].iloc[0] if len(hit) else float("nan"))
+        axes[2].bar([s + (i - (len(methods) - 1) / 2) * width for s in range(len(seeds))], times, width,
+                    color=colors[method], label=method)
+    axes[2].set(xticks=range(len(seeds)), xticklabels=[f"seed {s}" for s in seeds],
+                ylabel=f"seconds to {target:.0%}")
+    return axes
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default="../shared/data/mnist", help="MNIST IDX folder (only the test set is read)")
@@ -460,7 +515,19 @@ def main(argv=None) -> dict:
     p.add_argument("--sampled-gap", action="store_true",
                    help="the ensemble alone: mean network, mean-field pass and --draws sampled networks per epoch")
     p.add_argument("--draws", type=int, default=5, help="--sampled-gap: sampled networks scored per epoch")
+    p.add_argument("--plot", nargs="+", metavar="RACE_JSON",
+                   help="draw the races of these --race results (accuracy against seconds; seconds to target) to --out")
+    p.add_argument("--out", default="figures/conv_race.png", help="--plot: the figure file")
     args = p.parse_args(argv)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        axes = plot_race(race_table(args.plot))
+        axes[0].figure.tight_layout()
+        axes[0].figure.savefig(args.out, dpi=130)
+        print(f"wrote {args.out}")
+        return {"mode": "plot", "out": args.out}
     if args.evals_per_epoch < 1:
         raise SystemExit(f"--evals-per-epoch must be >= 1, got {args.evals_per_epoch}")
     base = TUNED_SETTINGS if args.settings == "tuned" else DEFAULT_SETTINGS

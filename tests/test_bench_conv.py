@@ -118,3 +118,18 @@ def test_tune_noise_axis_reaches_each_methods_optimizer_and_layers(mnist_root, m
         assert abs(float(model.layers[0].rho_kernel.detach().mean()) - rho) < 0.05
     with pytest.raises(SystemExit, match="rate scale must be >= 0"):
         bench.main([*TINY, "--data-root", str(mnist_root), "--noise", "ensemble=-1"])
+
+
+def test_plot_draws_the_stored_races(tmp_path):
+    """--plot reads --race results (those under benchmarks/results) and draws them; bad files are named."""
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    races = sorted(results.glob("conv_race_cpu_tuned4_s*.json"))
+    assert races
+    table = _bench().race_table(races)
+    assert set(table["seed"]) == {int(p.stem.rsplit("_s", 1)[1]) for p in races} and table["accuracy"].between(0, 1).all()
+    out = tmp_path / "race.png"
+    assert _bench().main(["--plot", *map(str, races), "--out", str(out)])["out"] == str(out) and out.stat().st_size > 0
+    with pytest.raises(SystemExit, match="not a --race result"):
+        _bench().main(["--plot", str(results / "conv_tune4_cpu_s0.json"), "--out", str(out)])
