@@ -36,6 +36,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -200,6 +201,43 @@ def saved_bytes_per_step(model, x, y) -> int:
     return total
 
 
+def width_frame(path) -> "pd.DataFrame":
+    """A ``--widths --json`` result as a table: one row per width and ensemble variant (ratio of the fastest
+    epochs and the paired median), with the bare products' ratio."""
+    import pandas as pd
+
+    results = json.loads(Path(path).read_text())
+    if "widths" not in results:
+        raise SystemExit(f"{path} is not a --widths result (no 'widths' key)")
+    rows = []
+    for row in results["widths"]:
+        for variant, value in row.items():
+            if isinstance(value, dict) and "ratio_min" in value:
+                rows.append({"width": row["width"], "variant": variant, "ratio": value["ratio_min"],
+                             "paired": value["ratio_median_paired"], "products": row["products_ratio"]})
+    return pd.DataFrame(rows)
+
+
+def plot_widths(frame, *, ax=None, target: float = 2.2):
+    """Ensemble-to-plain epoch ratio against width per variant (markers: fastest; bars: to the paired median),
+    with the matrix-product floor 2.0 and the target. Draws only."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    for variant, rows in frame.groupby("variant", sort=False):
+        line = ax.plot(rows["width"], rows["ratio"], marker="o", label=variant)[0]
+        ax.vlines(rows["width"], rows[["ratio", "paired"]].min(axis=1), rows[["ratio", "paired"]].max(axis=1),
+                  color=line.get_color(), alpha=0.5)
+    ax.axhline(2.0, color="k", lw=1, ls="--", label="products floor (2x)")
+    ax.axhline(target, color="r", lw=1, ls=":", label=f"target {target}")
+    ax.set(xscale="log", xlabel="width N (784-N-N-10)", ylabel="ensemble epoch / plain epoch",
+           xticks=sorted(frame["width"].unique()))
+    ax.set_xticklabels([str(w) for w in sorted(frame["width"].unique())])
+    ax.legend(fontsize=8)
+    return ax
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
@@ -216,7 +254,18 @@ def main(argv=None):
                         help="--widths: also time each gBP with the fused AdamW + projection step (SpikeSlabAdamW)")
     parser.add_argument("--gbp", nargs="+", default=["manual"], choices=["manual", "compiled", "autograd"],
                         help="ensemble implementations in the width table (compiled: torch.compile'd kernels)")
+    parser.add_argument("--plot", metavar="WIDTHS_JSON", help="draw a --widths result to --out, then stop")
+    parser.add_argument("--out", default="figures/width_ratio.png", help="--plot: the figure file")
     args = parser.parse_args(argv)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        ax = plot_widths(width_frame(args.plot))
+        ax.figure.tight_layout()
+        ax.figure.savefig(args.out, dpi=130)
+        print(f"wrote {args.out}")
+        return {"out": args.out}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
