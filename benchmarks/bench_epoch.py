@@ -346,8 +346,7 @@ def main(argv=None):
     print(f"fastest epochs: EnsembleMLP (manual gBP) is {0.2 / ours:.1f}x faster than the authors' 0.2 s/epoch "
           f"quoted in DESIGN.md")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        write_atomic_json(args.json, results)
     return results
 
 
