@@ -138,6 +138,37 @@ def stacked(make, k, data, device, compiled=False):
     return seconds, (state + saved) / k, None if peak is None else peak / k, cpu_seconds
 
 
+def curve_frame(paths) -> "pd.DataFrame":
+    """``bench_many`` results as one table: model, K, ratio (fastest), paired ratio, and the file it came from."""
+    import pandas as pd
+
+    rows = []
+    for path in paths:
+        result = json.loads(Path(path).read_text())
+        if "rows" not in result:
+            raise SystemExit(f"{path} is not a bench_many result (no 'rows' key)")
+        rows += [{"file": Path(path).name, "model": r["model"] + (" (compiled)" if r.get("compiled") else ""),
+                  "K": r["K"], "ratio": r["ratio_min"], "paired": r["ratio_median_paired"]} for r in result["rows"]]
+    return pd.DataFrame(rows)
+
+
+def plot_curves(frame, *, ax=None, target: float = 2.0):
+    """Stacked / one-after-another throughput against K, a line per model and file; the target drawn. Draws only."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    for (path, model), rows in frame.groupby(["file", "model"], sort=False):
+        ax.plot(rows["K"], rows["ratio"], marker="o", label=f"{model} ({path})")
+    ax.axhline(1.0, color="k", lw=1, ls="--")
+    ax.axhline(target, color="r", lw=1, ls=":", label=f"target {target:g}x at K = 8")
+    ks = sorted(frame["K"].unique())
+    ax.set(xscale="log", xticks=ks, xlabel="K runs", ylabel="throughput, stacked / one after another")
+    ax.set_xticklabels([str(k) for k in ks])
+    ax.legend(fontsize=7)
+    return ax
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
@@ -151,7 +182,18 @@ def main(argv=None):
                                                             "gbp='compiled' (torch.compile'd elementwise kernels; "
                                                             "compile time is not counted)")
     p.add_argument("--json", type=Path, help="default: benchmarks/results/many_<device>.json")
+    p.add_argument("--plot", nargs="+", type=Path, metavar="JSON", help="draw these results to --out, then stop")
+    p.add_argument("--out", type=Path, default=Path("figures/many_k_curve.png"), help="--plot: the figure file")
     args = p.parse_args(argv)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        ax = plot_curves(curve_frame(args.plot))
+        ax.figure.tight_layout()
+        ax.figure.savefig(args.out, dpi=130)
+        print(f"wrote {args.out}")
+        return {"out": str(args.out)}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
