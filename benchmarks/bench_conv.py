@@ -454,8 +454,10 @@ def plot_race(table, *, axes=None):
     Draws only."""
     import matplotlib.pyplot as plt
 
+    from ensemble_nets.plotting.style import subplots
+
     if axes is None:
-        _, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+        _, axes = subplots(1, 3, width=2.0, aspect=0.8)
     methods = list(dict.fromkeys(table["method"]))
     colors = dict(zip(methods, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     target = float(table["target"].iloc[0])
@@ -466,7 +468,7 @@ def plot_race(table, *, axes=None):
     for ax, xlabel in ((axes[0], "epochs"), (axes[1], "training seconds")):
         ax.axhline(target, color="k", ls=":", lw=1)
         ax.set(xlabel=xlabel, ylabel="one sampled network, test accuracy", ylim=(0.94, 0.98))
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].legend(fontsize=6, loc="lower right")
     seeds = sorted(table["seed"].unique())
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
@@ -477,7 +479,7 @@ def plot_race(table, *, axes=None):
             times.append(hit["seconds"].iloc[0] if len(hit) else float("nan"))
         axes[2].bar([s + (i - (len(methods) - 1) / 2) * width for s in range(len(seeds))], times, width,
                     color=colors[method], label=method)
-    axes[2].set(xticks=range(len(seeds)), xticklabels=[f"seed {s}" for s in seeds],
+    axes[2].set(xticks=range(len(seeds)), xticklabels=[str(s) for s in seeds], xlabel="race seed",
                 ylabel=f"seconds to {target:.0%}")
     return axes
 
@@ -517,17 +519,15 @@ def main(argv=None) -> dict:
     p.add_argument("--draws", type=int, default=5, help="--sampled-gap: sampled networks scored per epoch")
     p.add_argument("--plot", nargs="+", metavar="RACE_JSON",
                    help="draw the races of these --race results (accuracy against seconds; seconds to target) to --out")
-    p.add_argument("--out", default="figures/conv_race.png", help="--plot: the figure file")
+    p.add_argument("--out", default="figures/conv_race.png", help="--plot: the figure file (.png; a .pdf beside it)")
     args = p.parse_args(argv)
     if args.plot:
-        import matplotlib
+        from ensemble_nets.plotting import style
 
-        matplotlib.use("Agg")
-        axes = plot_race(race_table(args.plot))
-        axes[0].figure.tight_layout()
-        axes[0].figure.savefig(args.out, dpi=130)
-        print(f"wrote {args.out}")
-        return {"mode": "plot", "out": args.out}
+        style.use()
+        paths = style.save(plot_race(race_table(args.plot)), Path(args.out).parent, Path(args.out).stem)
+        print(f"wrote {', '.join(map(str, paths))}")
+        return {"mode": "plot", "out": str(paths[0])}
     if args.evals_per_epoch < 1:
         raise SystemExit(f"--evals-per-epoch must be >= 1, got {args.evals_per_epoch}")
     base = TUNED_SETTINGS if args.settings == "tuned" else DEFAULT_SETTINGS

@@ -221,10 +221,10 @@ def width_frame(path) -> "pd.DataFrame":
 def plot_widths(frame, *, ax=None, target: float = 2.2):
     """Ensemble-to-plain epoch ratio against width per variant (markers: fastest; bars: to the paired median),
     with the matrix-product floor 2.0 and the target. Draws only."""
-    import matplotlib.pyplot as plt
+    from ensemble_nets.plotting.style import subplots
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.8))
+        _, ax = subplots(1, 1, width=1.0)
     for variant, rows in frame.groupby("variant", sort=False):
         line = ax.plot(rows["width"], rows["ratio"], marker="o", label=variant)[0]
         ax.vlines(rows["width"], rows[["ratio", "paired"]].min(axis=1), rows[["ratio", "paired"]].max(axis=1),
@@ -234,7 +234,7 @@ def plot_widths(frame, *, ax=None, target: float = 2.2):
     ax.set(xscale="log", xlabel="width N (784-N-N-10)", ylabel="ensemble epoch / plain epoch",
            xticks=sorted(frame["width"].unique()))
     ax.set_xticklabels([str(w) for w in sorted(frame["width"].unique())])
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=6)
     return ax
 
 
@@ -255,17 +255,15 @@ def main(argv=None):
     parser.add_argument("--gbp", nargs="+", default=["manual"], choices=["manual", "compiled", "autograd"],
                         help="ensemble implementations in the width table (compiled: torch.compile'd kernels)")
     parser.add_argument("--plot", metavar="WIDTHS_JSON", help="draw a --widths result to --out, then stop")
-    parser.add_argument("--out", default="figures/width_ratio.png", help="--plot: the figure file")
+    parser.add_argument("--out", default="figures/width_ratio.png", help="--plot: the figure file (.png; a .pdf beside it)")
     args = parser.parse_args(argv)
     if args.plot:
-        import matplotlib
+        from ensemble_nets.plotting import style
 
-        matplotlib.use("Agg")
-        ax = plot_widths(width_frame(args.plot))
-        ax.figure.tight_layout()
-        ax.figure.savefig(args.out, dpi=130)
-        print(f"wrote {args.out}")
-        return {"out": args.out}
+        style.use()
+        paths = style.save(plot_widths(width_frame(args.plot)), Path(args.out).parent, Path(args.out).stem)
+        print(f"wrote {', '.join(map(str, paths))}")
+        return {"out": str(paths[0])}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -154,18 +154,19 @@ def curve_frame(paths) -> "pd.DataFrame":
 
 def plot_curves(frame, *, ax=None, target: float = 2.0):
     """Stacked / one-after-another throughput against K, a line per model and file; the target drawn. Draws only."""
-    import matplotlib.pyplot as plt
+    from ensemble_nets.plotting.style import subplots
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.8))
+        _, ax = subplots(1, 1, width=1.0, aspect=1.0)
     for (path, model), rows in frame.groupby(["file", "model"], sort=False):
         ax.plot(rows["K"], rows["ratio"], marker="o", label=f"{model} ({path})")
     ax.axhline(1.0, color="k", lw=1, ls="--")
     ax.axhline(target, color="r", lw=1, ls=":", label=f"target {target:g}x at K = 8")
     ks = sorted(frame["K"].unique())
-    ax.set(xscale="log", xticks=ks, xlabel="K runs", ylabel="throughput, stacked / one after another")
+    ax.set(xscale="log", xticks=ks, xlabel="K runs", ylabel="throughput, stacked / one after another",
+           ylim=(0.5, frame["ratio"].max() * 1.6))
     ax.set_xticklabels([str(k) for k in ks])
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=5, loc="upper left", ncol=1, framealpha=0.9)
     return ax
 
 
@@ -183,17 +184,16 @@ def main(argv=None):
                                                             "compile time is not counted)")
     p.add_argument("--json", type=Path, help="default: benchmarks/results/many_<device>.json")
     p.add_argument("--plot", nargs="+", type=Path, metavar="JSON", help="draw these results to --out, then stop")
-    p.add_argument("--out", type=Path, default=Path("figures/many_k_curve.png"), help="--plot: the figure file")
+    p.add_argument("--out", type=Path, default=Path("figures/many_k_curve.png"),
+                   help="--plot: the figure file (.png; a .pdf beside it)")
     args = p.parse_args(argv)
     if args.plot:
-        import matplotlib
+        from ensemble_nets.plotting import style
 
-        matplotlib.use("Agg")
-        ax = plot_curves(curve_frame(args.plot))
-        ax.figure.tight_layout()
-        ax.figure.savefig(args.out, dpi=130)
-        print(f"wrote {args.out}")
-        return {"out": str(args.out)}
+        style.use()
+        paths = style.save(plot_curves(curve_frame(args.plot)), args.out.parent, args.out.stem)
+        print(f"wrote {', '.join(map(str, paths))}")
+        return {"out": str(paths[0])}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
