@@ -255,7 +255,8 @@ def main(argv=None):
     parser.add_argument("--gbp", nargs="+", default=["manual"], choices=["manual", "compiled", "autograd"],
                         help="ensemble implementations in the width table (compiled: torch.compile'd kernels)")
     parser.add_argument("--plot", metavar="WIDTHS_JSON", help="draw a --widths result to --out, then stop")
-    parser.add_argument("--out", default="figures/width_ratio.png", help="--plot: the figure file (.png; a .pdf beside it)")
+    parser.add_argument("--out", default="figures/width_ratio.png",
+                        help="--plot: the figure file (.png; a .pdf beside it)")
     args = parser.parse_args(argv)
     if args.plot:
         from ensemble_nets.plotting import style

@@ -55,8 +55,8 @@ def check_layers(device: torch.device) -> dict:
     torch.manual_seed(0)
     out = {}
     linear = en.SpikeSlabLinear(30, 7, dtype=torch.float64, pi_init=0.2, xi_max=0.05)
-    x, eps, g = torch.rand(16, 30, dtype=torch.float64), torch.randn(16, 7, dtype=torch.float64), torch.randn(16, 7,
-                                                                                                              dtype=torch.float64)
+    x = torch.rand(16, 30, dtype=torch.float64)
+    eps, g = torch.randn(16, 7, dtype=torch.float64), torch.randn(16, 7, dtype=torch.float64)
     results = []
     for dev in (torch.device("cpu"), device):
         params = [t.detach().to(dev).requires_grad_() for t in (x, linear.pi, linear.m, linear.xi)]

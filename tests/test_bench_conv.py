@@ -128,7 +128,8 @@ def test_plot_draws_the_stored_races(tmp_path):
     races = sorted(results.glob("conv_race_cpu_tuned4_s*.json"))
     assert races
     table = _bench().race_table(races)
-    assert set(table["seed"]) == {int(p.stem.rsplit("_s", 1)[1]) for p in races} and table["accuracy"].between(0, 1).all()
+    assert set(table["seed"]) == {int(p.stem.rsplit("_s", 1)[1]) for p in races}
+    assert table["accuracy"].between(0, 1).all()
     out = tmp_path / "race.png"
     assert _bench().main(["--plot", *map(str, races), "--out", str(out)])["out"] == str(out) and out.stat().st_size > 0
     with pytest.raises(SystemExit, match="not a --race result"):

@@ -47,7 +47,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ensemble_nets.distributions import spike_slab_moments
-from ensemble_nets.layers import ModeLinear, ScaledConv2d, ScaledLinear, SpikeSlabConv1d, SpikeSlabConv2d, SpikeSlabLinear
+from ensemble_nets.layers import (
+    ModeLinear, ScaledConv2d, ScaledLinear, SpikeSlabConv1d, SpikeSlabConv2d, SpikeSlabLinear,
+)
 from ensemble_nets.layers.base import project_counts_
 from ensemble_nets.layers.conv import _ConvMeanFieldFunction
 from ensemble_nets.layers.spike_slab import _MeanFieldFunction, _fused_project_, fused_kernel
