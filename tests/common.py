@@ -46,3 +46,13 @@ def load_script(name, folder="experiments"):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def assert_same_training(resumed, full):
+    """Two TrainResults of one run (e.g. resumed against unbroken): equal metrics rows but for the timing,
+    and bit-equal parameters."""
+    drop = {"train_seconds"}
+    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed.history] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in full.history]
+    for a, b in zip(resumed.model.parameters(), full.model.parameters()):
+        assert torch.equal(a, b)

@@ -223,7 +223,8 @@ def train_many(models: list[nn.Module], data: Dataset, configs: list[TrainConfig
         many epochs and restore its best epoch's parameters.
     :param monitor: (str) The metrics column watched by early stopping (higher is better).
     :param compile: (bool) Run the elementwise work on spike-and-slab parameters (moments, gradients,
-        projection) as fused ``torch.compile`` kernels (those of ``SpikeSlabLinear(gbp="compiled")``):
+        projection) as fused ``torch.compile`` kernels (those of ``SpikeSlabLinear(gbp="compiled")``;
+        spike-and-slab convolutions keep their eager pass, only their projection is fused):
         fewer passes over memory, the same numbers to rounding. The first call in a process compiles
         (seconds per kernel on a CPU, cached on disk afterwards); needs a C++ compiler on CPU.
         Measured on one CPU thread (784-50-50-10, K = 8): no faster than eager (0.90 against

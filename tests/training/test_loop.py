@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import ensemble_nets as en
+from tests.common import assert_same_training
 from ensemble_nets.training import lr_at, make_optimizer, parameter_groups
 from ensemble_nets.training.runs import CHECKPOINT, METRICS, SUMMARY, load_checkpoint, load_run, read_json
 
@@ -42,11 +43,7 @@ def test_resume_reproduces_uninterrupted_run(tiny_mnist, tmp_path):
     half = en.TrainConfig(epochs=2, **FAST)
     en.train(_model(), tiny_mnist, half, run_dir=tmp_path / "cut", progress=False)
     resumed = en.train(_model(), tiny_mnist, config, run_dir=tmp_path / "cut", resume=True, progress=False)
-    drop = {"train_seconds"}
-    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed.history] == \
-           [{k: v for k, v in r.items() if k not in drop} for r in full.history]
-    for a, b in zip(resumed.model.parameters(), full.model.parameters()):
-        assert torch.equal(a, b)
+    assert_same_training(resumed, full)
 
 
 def test_run_folder_contents(tiny_mnist, tmp_path):

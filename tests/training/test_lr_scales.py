@@ -8,6 +8,7 @@ import torch
 import ensemble_nets as en
 from ensemble_nets.training import make_optimizer, parameter_groups
 from ensemble_nets.training.runs import CONFIG, read_json
+from tests.common import assert_same_training
 
 FAST = dict(batch_size=100, lr=0.05, lr_halve_every=2, n_eval_networks=3, device="cpu")
 
@@ -77,11 +78,7 @@ def test_lr_scales_round_trip_through_config_json_and_resume_exactly(tiny_mnist,
     en.train(_model(), tiny_mnist, en.TrainConfig(epochs=2, lr_scales=scales, **FAST), run_dir=tmp_path / "cut",
              progress=False)
     resumed = en.train(_model(), tiny_mnist, config, run_dir=tmp_path / "cut", resume=True, progress=False)
-    drop = {"train_seconds"}
-    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed.history] == \
-           [{k: v for k, v in r.items() if k not in drop} for r in full.history]
-    for a, b in zip(resumed.model.parameters(), full.model.parameters()):
-        assert torch.equal(a, b)
+    assert_same_training(resumed, full)
     with pytest.raises(ValueError, match="lr_scales"):  # a resume with other scales is another run
         en.train(_model(), tiny_mnist, en.TrainConfig(epochs=5, lr_scales={"pi": 1.0}, **FAST),
                  run_dir=tmp_path / "cut", resume=True, progress=False)
