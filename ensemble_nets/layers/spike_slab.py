@@ -46,6 +46,7 @@ from ensemble_nets.layers.base import (
 )
 
 __all__ = [
+    "DeferredGradients",
     "EVAL_MODES",
     "GBP_IMPLEMENTATIONS",
     "REFERENCE_M_STD",
@@ -109,13 +110,27 @@ def _fused_moments(pi, m, xi):
     return keep * m, keep * (xi + pi * m * m)
 
 
-def _fused_param_grads_(pi, m, xi, grad_mu, grad_var):
-    """:func:`_param_grads_` from pi, m, xi in one pass when compiled; returns dL/dpi."""
+def param_grads(pi, m, xi, grad_mu, grad_var):
+    """dL/dpi, dL/dm, dL/dxi from dL/dmu and dL/dvar (the chain rule of :func:`_fused_moments`), as new tensors::
+
+        dL/dpi = (m^2 (1 - 2 pi) - xi) dL/dvar - m dL/dmu
+        dL/dxi = (1 - pi) dL/dvar
+        dL/dm  = (1 - pi) dL/dmu + 2 pi m dL/dxi
+
+    Written for ``torch.compile``, which fuses it into the kernel that calls it.
+    """
     keep = 1.0 - pi
     pm = pi * m
     grad_xi = keep * grad_var
     grad_pi = ((m - 2.0 * pm) * m - xi) * grad_var - m * grad_mu
-    grad_mu.copy_(keep * grad_mu + 2.0 * pm * grad_xi)
+    return grad_pi, keep * grad_mu + 2.0 * pm * grad_xi, grad_xi
+
+
+def _fused_param_grads_(pi, m, xi, grad_mu, grad_var):
+    """:func:`param_grads` in one pass when compiled, dL/dm and dL/dxi written over dL/dmu and dL/dvar;
+    returns dL/dpi."""
+    grad_pi, grad_m, grad_xi = param_grads(pi, m, xi, grad_mu, grad_var)
+    grad_mu.copy_(grad_m)
     grad_var.copy_(grad_xi)
     return grad_pi
 
@@ -143,10 +158,60 @@ def fused_kernel(fn: Callable) -> Callable:
         compiled = torch.compile(fn, dynamic=True)  # one kernel for every layer shape
 
         def call(*tensors):  # plain tensors: dynamo would specialize on the shapes of nn.Parameters
-            return compiled(*(t.detach() for t in tensors))
+            return compiled(*(t.detach() if isinstance(t, torch.Tensor) else t for t in tensors))
 
         _COMPILED[fn.__name__] = call
     return _COMPILED[fn.__name__]
+
+
+class DeferredGradients:
+    """The hand-off between :class:`SpikeSlabLinear`'s gBP and an optimizer that applies the chain rule itself.
+
+    While a layer's ``deferred`` is set (by an optimizer's context, e.g.
+    :meth:`~ensemble_nets.training.fused_adam.SpikeSlabAdamW.deferred_gradients`), its backward
+    leaves dL/dmu and dL/dvar here (summed over backward calls) and gives pi, m and xi no gradient
+    from the mean-field pass; the optimizer's step applies :func:`param_grads` inside its own fused
+    pass and leaves the moments of the updated parameters, which the next forward reads instead of
+    recomputing them. Those moments are used only while pi, m and xi are the very tensors, at the
+    very versions, they were computed from: any in-place change (``load_state_dict``, ``project_``,
+    an edit under ``torch.no_grad()``) makes the forward compute them afresh.
+    """
+
+    __slots__ = ("grad_mu", "grad_var", "mu", "var", "_key")
+
+    def __init__(self) -> None:
+        self.grad_mu = self.grad_var = self.mu = self.var = self._key = None
+
+    def add(self, grad_mu: torch.Tensor, grad_var: torch.Tensor) -> None:
+        """Accumulate one backward's dL/dmu and dL/dvar (as ``.grad`` accumulates)."""
+        if self.grad_mu is None:
+            self.grad_mu, self.grad_var = grad_mu, grad_var
+        else:
+            self.grad_mu.add_(grad_mu)
+            self.grad_var.add_(grad_var)
+
+    def take(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The accumulated (dL/dmu, dL/dvar), or None when no backward left any; then cleared."""
+        grads = None if self.grad_mu is None else (self.grad_mu, self.grad_var)
+        self.grad_mu = self.grad_var = None
+        return grads
+
+    @staticmethod
+    def _key_of(pi, m, xi) -> tuple:
+        return tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in (pi, m, xi))
+
+    def keep_moments(self, pi, m, xi) -> None:
+        """Mark ``self.mu`` / ``self.var`` (written by the optimizer) as the moments of pi, m, xi as they are now."""
+        self._key = self._key_of(pi, m, xi)
+
+    def moments_of(self, pi, m, xi) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The kept moments if they belong to pi, m, xi as they are now, else None."""
+        if self._key is None or self._key != self._key_of(pi, m, xi):
+            return None
+        return self.mu, self.var
+
+    def forget_moments(self) -> None:
+        self._key = None
 
 
 class _MeanFieldFunction(torch.autograd.Function):
@@ -170,8 +235,12 @@ class _MeanFieldFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, pi, m, xi, eps, floor, compiled=False):
-        if compiled:
+    def forward(ctx, x, pi, m, xi, eps, floor, compiled=False, deferred=None):
+        kept = None if deferred is None else deferred.moments_of(pi, m, xi)
+        if deferred is not None:  # the optimizer applies the chain rule: the backward needs no factors
+            mu, var = kept if kept is not None else fused_kernel(_fused_moments)(pi, m, xi)
+            factors = ()
+        elif compiled:
             mu, var = fused_kernel(_fused_moments)(pi, m, xi)
             factors = (pi, m, xi)
         else:
@@ -182,7 +251,7 @@ class _MeanFieldFunction(torch.autograd.Function):
         scale = 1.0 / math.sqrt(x.shape[-1])
         h = torch.addcmul(torch.matmul(x, mu.mT), delta, eps).mul_(scale)  # (..., B, N_out)
         ctx.save_for_backward(x, x2, mu, var, eps, delta, *factors)
-        ctx.scale, ctx.compiled = scale, compiled
+        ctx.scale, ctx.compiled, ctx.deferred = scale, compiled, deferred
         return h
 
     @staticmethod
@@ -197,6 +266,9 @@ class _MeanFieldFunction(torch.autograd.Function):
         if any(ctx.needs_input_grad[1:4]):
             grad_mu = torch.matmul(grad_mean.mT, x)  # (..., N_out, N_in)
             grad_var = torch.matmul(grad_s.mT, x2)  # (..., N_out, N_in)
+            if ctx.deferred is not None:  # the optimizer's step applies the chain rule
+                ctx.deferred.add(grad_mu, grad_var)
+                return grad_x, None, None, None, None, None, None, None
             if ctx.compiled:
                 grad_pi = fused_kernel(_fused_param_grads_)(*factors, grad_mu, grad_var)
                 grad_m, grad_xi = grad_mu, grad_var  # overwritten in place by the kernel
@@ -204,7 +276,7 @@ class _MeanFieldFunction(torch.autograd.Function):
                 grad_pi, grad_m, grad_xi = _param_grads_(*factors, mu, grad_mu, grad_var)
             grad_pi, grad_m, grad_xi = (g if need else None for g, need in
                                         zip((grad_pi, grad_m, grad_xi), ctx.needs_input_grad[1:4]))
-        return grad_x, grad_pi, grad_m, grad_xi, None, None, None
+        return grad_x, grad_pi, grad_m, grad_xi, None, None, None, None
 
 
 class SpikeSlabLinear(SpikeSlabLayer):
@@ -261,6 +333,13 @@ class SpikeSlabLinear(SpikeSlabLayer):
                          xi_max=xi_max, pi_init=pi_init, floor=floor, eval_mode=eval_mode, decay_pi=decay_pi,
                          device=device, dtype=dtype)
         self.gbp = gbp
+        #: Set by an optimizer's context that applies the chain rule itself (:class:`DeferredGradients`).
+        self.deferred: DeferredGradients | None = None
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["deferred"] = None  # a copy is not armed by the original's optimizer
+        return state
 
     @classmethod
     def from_module(cls, module: nn.Linear, *, init: str = "from_weights", xi_init: float = 0.0,
@@ -296,7 +375,8 @@ class SpikeSlabLinear(SpikeSlabLayer):
         flat = x.reshape(-1, self.in_features)  # (B, N_in) for any leading shape
         eps = torch.randn(flat.shape[0], self.out_features, dtype=flat.dtype, device=flat.device)
         if self.gbp != "autograd":
-            h = _MeanFieldFunction.apply(flat, self.pi, self.m, self.xi, eps, self.floor, self.gbp == "compiled")
+            h = _MeanFieldFunction.apply(flat, self.pi, self.m, self.xi, eps, self.floor, self.gbp == "compiled",
+                                         self.deferred)
         else:
             h = mean_field_preactivation(flat, self.pi, self.m, self.xi, eps, self.floor)
         return h.reshape(*x.shape[:-1], self.out_features)

@@ -19,13 +19,20 @@ plain layers) takes torch's own AdamW. The state (``step``, ``exp_avg``,
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
 
 from ensemble_nets.layers.base import SpikeSlabLayer, spike_slab_layers
-from ensemble_nets.layers.spike_slab import SpikeSlabLinear, fused_kernel
+from ensemble_nets.layers.spike_slab import (
+    DeferredGradients,
+    SpikeSlabLinear,
+    _fused_moments,
+    fused_kernel,
+    param_grads,
+)
 
 __all__ = ["SpikeSlabAdamW", "fusable_layers"]
 
@@ -75,6 +82,33 @@ def _adamw_project_layers_(*tensors):
     return moved
 
 
+def _adamw_project_deferred_layers_(*tensors):
+    """The step of :func:`_adamw_project_layers_` for layers whose backward left dL/dmu and dL/dvar
+    (:class:`~ensemble_nets.layers.spike_slab.DeferredGradients`), with the chain rule and the next
+    moments in the same pass::
+
+        dL/dpi, dL/dm, dL/dxi = param_grads(pi, m, xi, dL/dmu, dL/dvar) (+ pi.grad, m.grad, xi.grad)
+        AdamW and the projection as in _adamw_project_
+        mu_out, var_out = (1 - pi) m, (1 - pi)(xi + pi m^2)                of the updated pi, m, xi
+
+    ``tensors`` = 16 per layer (pi, m, xi, dL/dmu, dL/dvar, the three ``.grad`` or None, the three
+    exp_avg, the three exp_avg_sq, then mu_out and var_out, written in place) and ``hyper`` ``(L, 3, 7)``
+    and ``decoupled``. Returns the entries moved by the projection.
+    """
+    *tensors, hyper, decoupled = tensors
+    moved = None
+    for layer in range(len(tensors) // 16):
+        pi, m, xi, grad_mu, grad_var, *rest = tensors[16 * layer:16 * layer + 16]
+        extra, state, (mu_out, var_out) = rest[:3], rest[3:9], rest[9:]
+        grads = [g if e is None else g + e for g, e in zip(param_grads(pi, m, xi, grad_mu, grad_var), extra)]
+        count = _adamw_project_(pi, m, xi, *grads, *state, hyper[layer], decoupled)
+        mu, var = _fused_moments(pi, m, xi)
+        mu_out.copy_(mu)
+        var_out.copy_(var)
+        moved = count if moved is None else moved + count
+    return moved
+
+
 def fusable_layers(model: nn.Module) -> list[SpikeSlabLayer]:
     """The spike-and-slab layers whose projection is the plain clip (pi to [0, 1], xi to >= 0).
 
@@ -95,6 +129,12 @@ class SpikeSlabAdamW(torch.optim.AdamW):
     ``AdamW.step``. The entries moved by
     the projection since the last :meth:`projected` call accumulate in a 0-d tensor (no device sync).
 
+    Inside :meth:`deferred_gradients` (``en.train`` holds it over each epoch) the step goes further for
+    every ``SpikeSlabLinear`` with the hand-written gBP: its backward leaves dL/dmu and dL/dvar, and one
+    pass applies the chain rule, AdamW, the projection and the moments the next forward reads
+    (:class:`~ensemble_nets.layers.spike_slab.DeferredGradients`): the same update, fewer passes over
+    the (out x in) tensors.
+
     :param layers: the spike-and-slab layers this optimizer projects (:func:`fusable_layers`);
         the training loop projects everything else (``project_(model, skip=optimizer.projected_layers)``).
     """
@@ -109,6 +149,35 @@ class SpikeSlabAdamW(torch.optim.AdamW):
         self._triples = [(layer.pi, layer.m, layer.xi) for layer in self.projected_layers]
         self._fused_ids = {id(p) for params in self._triples for p in params}
         self._moved = None
+        self._deferred = {id(layer): DeferredGradients() for layer in self.projected_layers
+                          if isinstance(layer, SpikeSlabLinear)}
+
+    @contextlib.contextmanager
+    def deferred_gradients(self) -> Iterator[None]:
+        """Within: the projected ``SpikeSlabLinear`` layers hand dL/dmu and dL/dvar to :meth:`step`.
+
+        Their ``pi.grad``, ``m.grad`` and ``xi.grad`` then hold only what other terms of the loss give
+        (an ELBO's KL, a penalty), or stay None; :meth:`step` adds the mean-field part itself, in the
+        same pass as AdamW and the projection, and leaves the moments of the updated parameters for
+        the next forward. Hold it over forward, backward and step (``en.train`` holds it over an epoch);
+        outside, the layers give ordinary gradients. Layers with ``gbp="autograd"`` are not affected.
+        """
+        armed = [layer for layer in self.projected_layers if id(layer) in self._deferred
+                 and all(p.requires_grad for p in (layer.pi, layer.m, layer.xi))]
+        for layer in armed:
+            layer.deferred = self._deferred[id(layer)]
+        try:
+            yield
+        finally:
+            for layer in armed:
+                layer.deferred = None
+            for deferred in self._deferred.values():
+                deferred.forget_moments()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        for deferred in self._deferred.values():
+            deferred.take()
 
     def projected(self) -> torch.Tensor:
         """Entries moved by the projection since the last call (0-d int64 tensor), then reset."""
@@ -118,19 +187,40 @@ class SpikeSlabAdamW(torch.optim.AdamW):
             return torch.zeros((), dtype=torch.long)
         return moved
 
+    def _hyper_row(self, p, group) -> list[float]:
+        """One row of :data:`_HYPER` for parameter ``p`` (its state created and its step counted)."""
+        state = self.state[p]
+        if not state:
+            state["step"] = torch.tensor(0.0, dtype=torch.float32)
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if group.get("amsgrad") or group.get("maximize"):
+            raise ValueError("SpikeSlabAdamW does not implement amsgrad or maximize; use torch.optim.AdamW")
+        state["step"] += 1
+        t = float(state["step"])
+        beta1, beta2 = group["betas"]
+        lr = float(group["lr"])
+        return [lr, float(group["weight_decay"]), beta1, beta2, group["eps"], lr / (1.0 - beta1 ** t),
+                (1.0 - beta2 ** t) ** 0.5]
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        fused = [params for params in self._triples  # as AdamW: no gradient, no step (nor projection here)
-                 if all(p.grad is not None for p in params)]
+        fused, deferred = [], []
+        for layer, params in zip(self.projected_layers, self._triples):
+            handed = self._deferred[id(layer)].take() if id(layer) in self._deferred else None
+            if handed is not None:
+                deferred.append((layer, params, handed))
+            elif all(p.grad is not None for p in params):  # as AdamW: no gradient, no step (nor projection)
+                fused.append(params)
         # looked up at every step: load_state_dict replaces the group dicts
         group_of = {id(p): group for group in self.param_groups for p in group["params"]}
         if any(p.grad is not None for group in self.param_groups for p in group["params"]
                if id(p) not in self._fused_ids):
-            held = [(p, p.grad) for params in fused for p in params]
+            held = [(p, p.grad) for params in fused + [params for _, params, _ in deferred] for p in params]
             for p, _ in held:  # hide their gradients from AdamW.step
                 p.grad = None
             try:
@@ -138,29 +228,34 @@ class SpikeSlabAdamW(torch.optim.AdamW):
             finally:
                 for p, grad in held:
                     p.grad = grad
-        if not fused:
-            return loss
-        rows, tensors = [], []
-        for params in fused:
-            for p in params:
-                group, state = group_of[id(p)], self.state[p]
-                if not state:
-                    state["step"] = torch.tensor(0.0, dtype=torch.float32)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                if group.get("amsgrad") or group.get("maximize"):
-                    raise ValueError("SpikeSlabAdamW does not implement amsgrad or maximize; use torch.optim.AdamW")
-                state["step"] += 1
-                t = float(state["step"])
-                beta1, beta2 = group["betas"]
-                lr = float(group["lr"])
-                rows.append([lr, float(group["weight_decay"]), beta1, beta2, group["eps"],
-                             lr / (1.0 - beta1 ** t), (1.0 - beta2 ** t) ** 0.5])
-            tensors += [*params, *(p.grad for p in params), *(self.state[p]["exp_avg"] for p in params),
-                        *(self.state[p]["exp_avg_sq"] for p in params)]
-        first = fused[0][0]
-        hyper = torch.tensor(rows, dtype=first.dtype, device=first.device).view(len(fused), 3, len(_HYPER))
-        decoupled = torch.tensor(1.0 if self.decoupled else 0.0, dtype=first.dtype, device=first.device)
-        moved = fused_kernel(_adamw_project_layers_)(*tensors, hyper, decoupled)
-        self._moved = moved if self._moved is None else self._moved + moved
+        if fused:
+            rows, tensors = [], []
+            for params in fused:
+                rows += [self._hyper_row(p, group_of[id(p)]) for p in params]
+                tensors += [*params, *(p.grad for p in params), *(self.state[p]["exp_avg"] for p in params),
+                            *(self.state[p]["exp_avg_sq"] for p in params)]
+            self._count(fused_kernel(_adamw_project_layers_)(*tensors, *self._hyper(rows, fused[0][0])))
+        if deferred:
+            rows, tensors = [], []
+            for layer, params, (grad_mu, grad_var) in deferred:
+                rows += [self._hyper_row(p, group_of[id(p)]) for p in params]
+                kept = self._deferred[id(layer)]
+                if kept.mu is None or kept.mu.shape != grad_mu.shape or kept.mu.dtype != grad_mu.dtype \
+                        or kept.mu.device != grad_mu.device:
+                    kept.mu, kept.var = torch.empty_like(grad_mu), torch.empty_like(grad_var)
+                tensors += [*params, grad_mu, grad_var, *(p.grad for p in params),
+                            *(self.state[p]["exp_avg"] for p in params),
+                            *(self.state[p]["exp_avg_sq"] for p in params), kept.mu, kept.var]
+            self._count(fused_kernel(_adamw_project_deferred_layers_)(*tensors, *self._hyper(rows, deferred[0][1][0])))
+            for layer, params, _ in deferred:
+                self._deferred[id(layer)].keep_moments(*params)
         return loss
+
+    def _hyper(self, rows: list, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``hyper`` ``(L, 3, 7)`` and ``decoupled`` as the kernels take them."""
+        hyper = torch.tensor(rows, dtype=like.dtype, device=like.device).view(-1, 3, len(_HYPER))
+        decoupled = torch.tensor(1.0 if self.decoupled else 0.0, dtype=like.dtype, device=like.device)
+        return hyper, decoupled
+
+    def _count(self, moved: torch.Tensor) -> None:
+        self._moved = moved if self._moved is None else self._moved + moved

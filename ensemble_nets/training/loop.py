@@ -16,6 +16,7 @@ optimizer, shuffling and noise generators and continues bit for bit on CPU.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import time
@@ -144,21 +145,23 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     correct = torch.zeros((), dtype=torch.long, device=device)
     moved = torch.zeros((), dtype=torch.long, device=device)
     kl_sum = torch.zeros((), device=device)
-    for xb, yb in batches:
-        n += yb.shape[0]
-        logits = model(xb)
-        loss = F.cross_entropy(logits, yb)
-        if elbo is not None:
-            kl = elbo.scaled_kl(model)
-            kl_sum += kl.detach() * len(yb)
-            loss = loss + kl
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        moved += step_and_project(model, optimizer).to(device)
-        if elbo is not None:
-            moved += elbo.project_(model).to(device)
-        loss_sum += loss.detach() * len(yb)
-        correct += (logits.detach().argmax(-1) == yb).sum()
+    deferred = getattr(optimizer, "deferred_gradients", contextlib.nullcontext)  # SpikeSlabAdamW's fused chain rule
+    with deferred():
+        for xb, yb in batches:
+            n += yb.shape[0]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            if elbo is not None:
+                kl = elbo.scaled_kl(model)
+                kl_sum += kl.detach() * len(yb)
+                loss = loss + kl
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            moved += step_and_project(model, optimizer).to(device)
+            if elbo is not None:
+                moved += elbo.project_(model).to(device)
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.detach().argmax(-1) == yb).sum()
     stats = {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n, "projected": int(moved.item())}
     if elbo is not None:
         stats["train_kl"] = kl_sum.item() / n

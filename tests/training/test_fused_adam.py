@@ -1,4 +1,5 @@
 """SpikeSlabAdamW: AdamW and the projection of each spike-and-slab layer in one compiled kernel."""
+import contextlib
 import copy
 import shutil
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 import ensemble_nets as en
+from ensemble_nets.layers import spike_slab_layers
 from ensemble_nets.models import EnsembleCNN
 from ensemble_nets.training.fused_adam import SpikeSlabAdamW, fusable_layers
 from ensemble_nets.training.optim import make_optimizer, project_, step_and_project
@@ -18,25 +20,38 @@ pytestmark = [
 ]
 
 
-def _steps(model, optimizer, x, y, n_steps, *, reference: bool):
-    """n_steps of cross-entropy, step and projection; the entries moved at each step."""
+def _steps(model, optimizer, x, y, n_steps, *, reference: bool, deferred: bool = False, penalty=None,
+           backwards: int = 1, between=None):
+    """n_steps of cross-entropy (+ ``penalty(model)``), step and projection; the entries moved at each step.
+
+    ``deferred``: inside ``optimizer.deferred_gradients()`` (as ``en.train`` runs it); ``backwards``: that
+    many backward calls (gradients accumulate) before each step; ``between(model, step)`` runs after each step.
+    """
     moved = []
-    for step in range(n_steps):
-        torch.manual_seed(step)  # the same training noise for both models
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if reference:
-            optimizer.step()
-            moved.append(int(project_(model)))
-        else:
-            moved.append(int(step_and_project(model, optimizer)))
+    with optimizer.deferred_gradients() if deferred else contextlib.nullcontext():
+        for step in range(n_steps):
+            optimizer.zero_grad(set_to_none=True)
+            for k in range(backwards):
+                torch.manual_seed(step * backwards + k)  # the same training noise for both models
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                if penalty is not None:
+                    loss = loss + penalty(model)
+                loss.backward()
+            if reference:
+                optimizer.step()
+                moved.append(int(project_(model)))
+            else:
+                moved.append(int(step_and_project(model, optimizer)))
+            if between is not None:
+                between(model, step)
     return moved
 
 
 @pytest.mark.parametrize("decoupled", [True, False])
-def test_fused_step_equals_adamw_then_projection(decoupled):
-    """Every parameter (biases through AdamW, pi/m/xi through the kernel) and every count as eager."""
+@pytest.mark.parametrize("deferred", [False, True])
+def test_fused_step_equals_adamw_then_projection(decoupled, deferred):
+    """Every parameter (biases through AdamW, pi/m/xi through the kernel) and every count as eager; with
+    ``deferred`` the chain rule from dL/dmu, dL/dvar runs in the kernel too."""
     torch.manual_seed(0)
     model = en.EnsembleMLP((12, 16, 16, 4), bias=True, dtype=torch.float64)
     fused = copy.deepcopy(model)
@@ -46,7 +61,7 @@ def test_fused_step_equals_adamw_then_projection(decoupled):
     fused_opt = make_optimizer(fused, lr=0.2, weight_decay=0.1, decoupled=decoupled, fused_step=True)
     assert isinstance(fused_opt, SpikeSlabAdamW) and len(fused_opt.projected_layers) == 3
     moved_eager = _steps(model, eager_opt, x, y, 6, reference=True)
-    moved_fused = _steps(fused, fused_opt, x, y, 6, reference=False)
+    moved_fused = _steps(fused, fused_opt, x, y, 6, reference=False, deferred=deferred)
     assert moved_eager == moved_fused and min(moved_eager) > 0
     for (name, a), b in zip(model.named_parameters(), fused.parameters()):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-11), name
@@ -119,7 +134,80 @@ def test_fused_step_keeps_per_parameter_rates():
     fused_opt = make_optimizer(fused, lr=0.2, lr_scales=scales, fused_step=True)
     xi_before = fused[0].xi.detach().clone()
     x, y = torch.randn(16, 10, dtype=torch.float64), torch.randint(0, 3, (16,))
-    assert _steps(model, eager_opt, x, y, 4, reference=True) == _steps(fused, fused_opt, x, y, 4, reference=False)
+    assert _steps(model, eager_opt, x, y, 4, reference=True) == \
+        _steps(fused, fused_opt, x, y, 4, reference=False, deferred=True)
     for a, b in zip(model.parameters(), fused.parameters()):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
     assert torch.equal(fused[0].xi, xi_before)  # scale 0: frozen (the projection moves nothing there)
+
+
+def _penalty(model):
+    """Terms on pi, m, xi themselves (as an ELBO's KL): their gradients reach .grad beside the deferred ones."""
+    return sum((layer.pi ** 2).sum() + 0.1 * (layer.m ** 2).sum() + layer.xi.sum()
+               for _, layer in spike_slab_layers(model))
+
+
+@pytest.mark.parametrize("gbp", ["manual", "compiled", "autograd"])
+def test_deferred_step_with_other_terms_and_accumulated_gradients(gbp):
+    """Deferred dL/dmu, dL/dvar summed over two backward calls, plus a penalty's own gradients on pi, m, xi:
+    the same update as AdamW on the full gradients (gbp="autograd" layers take ordinary gradients)."""
+    torch.manual_seed(4)
+    model = en.EnsembleMLP((10, 12, 3), gbp=gbp, dtype=torch.float64)
+    fused = copy.deepcopy(model)
+    eager_opt = make_optimizer(model, lr=0.1, weight_decay=0.01)
+    fused_opt = make_optimizer(fused, lr=0.1, weight_decay=0.01, fused_step=True)
+    x, y = torch.randn(16, 10, dtype=torch.float64), torch.randint(0, 3, (16,))
+    kwargs = dict(penalty=_penalty, backwards=2)
+    assert _steps(model, eager_opt, x, y, 4, reference=True, **kwargs) == \
+        _steps(fused, fused_opt, x, y, 4, reference=False, deferred=True, **kwargs)
+    for a, b in zip(model.parameters(), fused.parameters()):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_deferred_gradients_leave_grad_to_other_terms_only_inside_the_context():
+    torch.manual_seed(5)
+    model = en.EnsembleMLP((6, 5, 3), dtype=torch.float64)
+    optimizer = make_optimizer(model, lr=0.1, fused_step=True)
+    x, y = torch.randn(8, 6, dtype=torch.float64), torch.randint(0, 3, (8,))
+    layer = model[0]
+    with optimizer.deferred_gradients():
+        assert layer.deferred is not None and copy.deepcopy(model)[0].deferred is None  # a copy is not armed
+        (torch.nn.functional.cross_entropy(model(x), y) + (layer.pi ** 2).sum()).backward()
+        assert torch.allclose(layer.pi.grad, 2 * layer.pi) and layer.m.grad is None  # the penalty's part only
+        optimizer.zero_grad()  # also drops the handed-over dL/dmu, dL/dvar
+        assert optimizer._deferred[id(layer)].take() is None
+    assert layer.deferred is None
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    assert all(p.grad is not None for p in (layer.pi, layer.m, layer.xi))  # outside: ordinary gradients
+
+
+def test_deferred_moments_are_recomputed_after_any_change_to_the_parameters():
+    """The moments the step leaves are used only for the parameters they came from: an in-place edit or
+    load_state_dict between steps gives the same run as eager."""
+    torch.manual_seed(6)
+    model = en.EnsembleMLP((10, 12, 3), dtype=torch.float64)
+    fused = copy.deepcopy(model)
+    eager_opt = make_optimizer(model, lr=0.1)
+    fused_opt = make_optimizer(fused, lr=0.1, fused_step=True)
+    replacement = copy.deepcopy(model.state_dict())
+    kept = []
+
+    def between(net, step):
+        if net is fused:
+            kept.append(fused_opt._deferred[id(fused[0])].moments_of(fused[0].pi, fused[0].m, fused[0].xi))
+        with torch.no_grad():
+            if step == 1:
+                net[0].m.mul_(0.5)
+            if step == 3:
+                net.load_state_dict(replacement)
+        if net is fused:
+            kept.append(fused_opt._deferred[id(fused[0])].moments_of(fused[0].pi, fused[0].m, fused[0].xi))
+
+    x, y = torch.randn(16, 10, dtype=torch.float64), torch.randint(0, 3, (16,))
+    _steps(model, eager_opt, x, y, 5, reference=True, between=between)
+    _steps(fused, fused_opt, x, y, 5, reference=False, deferred=True, between=between)
+    assert kept[0] is not None and kept[1] is not None  # step 0: kept, and nothing changed
+    assert kept[2] is not None and kept[3] is None  # step 1: the edit drops them
+    assert kept[6] is not None and kept[7] is None  # step 3: load_state_dict drops them
+    for a, b in zip(model.parameters(), fused.parameters()):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
