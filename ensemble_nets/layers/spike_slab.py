@@ -110,6 +110,13 @@ def _fused_moments(pi, m, xi):
     return keep * m, keep * (xi + pi * m * m)
 
 
+def scaled_moments(pi, m, xi, scale):
+    """The moments on the output's scale, ``(mu c, var c^2)`` with ``c = scale`` (a 0-d tensor, 1/sqrt(N_in)):
+    what :class:`DeferredGradients` keeps, so that the forward needs no pass to scale its output."""
+    mu, var = _fused_moments(pi, m, xi)
+    return mu * scale, var * (scale * scale)
+
+
 def param_grads(pi, m, xi, grad_mu, grad_var):
     """dL/dpi, dL/dm, dL/dxi from dL/dmu and dL/dvar (the chain rule of :func:`_fused_moments`), as new tensors::
 
@@ -158,7 +165,8 @@ def fused_kernel(fn: Callable) -> Callable:
         compiled = torch.compile(fn, dynamic=True)  # one kernel for every layer shape
 
         def call(*tensors):  # plain tensors: dynamo would specialize on the shapes of nn.Parameters
-            return compiled(*(t.detach() if isinstance(t, torch.Tensor) else t for t in tensors))
+            return compiled(*(t.detach() if isinstance(t, nn.Parameter) or getattr(t, "requires_grad", False)
+                              else t for t in tensors))
 
         _COMPILED[fn.__name__] = call
     return _COMPILED[fn.__name__]
@@ -175,20 +183,31 @@ class DeferredGradients:
     recomputing them. Those moments are used only while pi, m and xi are the very tensors, at the
     very versions, they were computed from: any in-place change (``load_state_dict``, ``project_``,
     an edit under ``torch.no_grad()``) makes the forward compute them afresh.
+
+    In this hand-off everything is on the output's scale c = 1/sqrt(N_in) (``scale``): the kept moments
+    are ``(mu c, var c^2)`` (:func:`scaled_moments`) and the handed gradients are ``dL/dmu / c`` and
+    ``2 dL/dvar / c^2``; the step multiplies them back inside its pass. This saves the forward and the
+    backward three passes over the (batch x N_out) activations.
     """
 
-    __slots__ = ("grad_mu", "grad_var", "mu", "var", "_key")
+    __slots__ = ("grad_mu", "grad_var", "mu", "var", "scale", "_key", "_buffers")
 
     def __init__(self) -> None:
-        self.grad_mu = self.grad_var = self.mu = self.var = self._key = None
+        self.grad_mu = self.grad_var = self.mu = self.var = self.scale = self._key = self._buffers = None
 
-    def add(self, grad_mu: torch.Tensor, grad_var: torch.Tensor) -> None:
-        """Accumulate one backward's dL/dmu and dL/dvar (as ``.grad`` accumulates)."""
+    def add_products(self, grad_h: torch.Tensor, x: torch.Tensor, ratio: torch.Tensor, x2: torch.Tensor) -> None:
+        """Accumulate one backward's ``grad_h^T x`` and ``ratio^T x2`` (as ``.grad`` accumulates), in buffers
+        kept from step to step: the products are written in place, with no fresh (N_out, N_in) tensors."""
         if self.grad_mu is None:
-            self.grad_mu, self.grad_var = grad_mu, grad_var
+            shape = (grad_h.shape[-1], x.shape[-1])
+            if self._buffers is None or self._buffers[0].shape != shape or self._buffers[0].dtype != x.dtype \
+                    or self._buffers[0].device != x.device:
+                self._buffers = (x.new_empty(shape), x.new_empty(shape))
+            self.grad_mu = torch.mm(grad_h.mT, x, out=self._buffers[0])
+            self.grad_var = torch.mm(ratio.mT, x2, out=self._buffers[1])
         else:
-            self.grad_mu.add_(grad_mu)
-            self.grad_var.add_(grad_var)
+            self.grad_mu.addmm_(grad_h.mT, x)
+            self.grad_var.addmm_(ratio.mT, x2)
 
     def take(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The accumulated (dL/dmu, dL/dvar), or None when no backward left any; then cleared."""
@@ -236,20 +255,28 @@ class _MeanFieldFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, pi, m, xi, eps, floor, compiled=False, deferred=None):
-        kept = None if deferred is None else deferred.moments_of(pi, m, xi)
-        if deferred is not None:  # the optimizer applies the chain rule: the backward needs no factors
-            mu, var = kept if kept is not None else fused_kernel(_fused_moments)(pi, m, xi)
-            factors = ()
-        elif compiled:
+        scale = 1.0 / math.sqrt(x.shape[-1])
+        x2 = x.square()
+        if deferred is not None:  # moments on the output's scale; the optimizer applies the chain rule
+            kept = deferred.moments_of(pi, m, xi)
+            if kept is None:
+                c = torch.tensor(scale, dtype=pi.dtype, device=pi.device)
+                kept = fused_kernel(scaled_moments)(pi, m, xi, c)
+            mu, var = kept
+            deferred.scale = scale
+            delta = torch.matmul(x2, var.mT).add_(floor * scale * scale).sqrt_()  # (..., B, N_out), times c
+            h = torch.matmul(x, mu.mT).addcmul_(delta, eps)  # (..., B, N_out)
+            ctx.save_for_backward(x, x2, mu, var, eps, delta)
+            ctx.compiled, ctx.deferred = compiled, deferred
+            return h
+        if compiled:
             mu, var = fused_kernel(_fused_moments)(pi, m, xi)
             factors = (pi, m, xi)
         else:
             pm, mu, var = _moments(pi, m, xi)
             factors = (pi, m, xi, pm)
-        x2 = x.square()
         delta = torch.matmul(x2, var.mT).add_(floor).sqrt_()  # (..., B, N_out)
-        scale = 1.0 / math.sqrt(x.shape[-1])
-        h = torch.addcmul(torch.matmul(x, mu.mT), delta, eps).mul_(scale)  # (..., B, N_out)
+        h = torch.matmul(x, mu.mT).addcmul_(delta, eps).mul_(scale)  # (..., B, N_out)
         ctx.save_for_backward(x, x2, mu, var, eps, delta, *factors)
         ctx.scale, ctx.compiled, ctx.deferred = scale, compiled, deferred
         return h
@@ -257,6 +284,8 @@ class _MeanFieldFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h):
+        if ctx.deferred is not None:
+            return _MeanFieldFunction._deferred_backward(ctx, grad_h)
         x, x2, mu, var, eps, delta, *factors = ctx.saved_tensors
         grad_mean = grad_h * ctx.scale  # (..., B, N_out): dL/dG
         grad_s = (grad_mean * eps).div_(delta).mul_(0.5)  # (..., B, N_out): dL/dS, S = x^2 var^T
@@ -266,9 +295,6 @@ class _MeanFieldFunction(torch.autograd.Function):
         if any(ctx.needs_input_grad[1:4]):
             grad_mu = torch.matmul(grad_mean.mT, x)  # (..., N_out, N_in)
             grad_var = torch.matmul(grad_s.mT, x2)  # (..., N_out, N_in)
-            if ctx.deferred is not None:  # the optimizer's step applies the chain rule
-                ctx.deferred.add(grad_mu, grad_var)
-                return grad_x, None, None, None, None, None, None, None
             if ctx.compiled:
                 grad_pi = fused_kernel(_fused_param_grads_)(*factors, grad_mu, grad_var)
                 grad_m, grad_xi = grad_mu, grad_var  # overwritten in place by the kernel
@@ -277,6 +303,20 @@ class _MeanFieldFunction(torch.autograd.Function):
             grad_pi, grad_m, grad_xi = (g if need else None for g, need in
                                         zip((grad_pi, grad_m, grad_xi), ctx.needs_input_grad[1:4]))
         return grad_x, grad_pi, grad_m, grad_xi, None, None, None, None
+
+    @staticmethod
+    def _deferred_backward(ctx, grad_h):
+        """The backward on the output's scale (mu, var, delta saved times c, c^2, c): with
+        r = g eps / delta_c, dL/dx = g mu_c + x (r var_c); hands g^T x = dL/dmu / c and r^T x2 = 2 dL/dvar / c^2
+        to ``ctx.deferred``, and gives pi, m, xi no gradient."""
+        x, x2, mu, var, eps, delta = ctx.saved_tensors
+        ratio = torch.mul(grad_h, eps).div_(delta)  # (..., B, N_out)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.matmul(grad_h, mu).addcmul_(x, torch.matmul(ratio, var))
+        if any(ctx.needs_input_grad[1:4]):
+            ctx.deferred.add_products(grad_h, x, ratio, x2)
+        return grad_x, None, None, None, None, None, None, None
 
 
 class SpikeSlabLinear(SpikeSlabLayer):

@@ -29,9 +29,9 @@ from ensemble_nets.layers.base import SpikeSlabLayer, spike_slab_layers
 from ensemble_nets.layers.spike_slab import (
     DeferredGradients,
     SpikeSlabLinear,
-    _fused_moments,
     fused_kernel,
     param_grads,
+    scaled_moments,
 )
 
 __all__ = ["SpikeSlabAdamW", "fusable_layers"]
@@ -60,13 +60,13 @@ def _adamw_project_(pi, m, xi, grad_pi, grad_m, grad_xi, avg_pi, avg_m, avg_xi, 
         b.copy_(b_new)
         new.append(p)
     pi_new, m_new, xi_new = new
-    pi_clip = pi_new.clamp(0.0, 1.0)
-    xi_clip = xi_new.clamp(min=0.0)
-    moved = (pi_clip != pi_new).sum() + (xi_clip != xi_new).sum()
-    pi.copy_(pi_clip)
+    # one sum of the three indicators, so that the count stays in the kernel's single loop
+    flags = (pi_new < 0.0).to(torch.int32) + (pi_new > 1.0).to(torch.int32) + (xi_new < 0.0).to(torch.int32)
+    moved = flags.sum()
+    pi.copy_(pi_new.clamp(0.0, 1.0))
     m.copy_(m_new)
-    xi.copy_(xi_clip)
-    return moved
+    xi.copy_(xi_new.clamp(min=0.0))
+    return moved.to(torch.long)
 
 
 def _adamw_project_layers_(*tensors):
@@ -83,26 +83,28 @@ def _adamw_project_layers_(*tensors):
 
 
 def _adamw_project_deferred_layers_(*tensors):
-    """The step of :func:`_adamw_project_layers_` for layers whose backward left dL/dmu and dL/dvar
-    (:class:`~ensemble_nets.layers.spike_slab.DeferredGradients`), with the chain rule and the next
-    moments in the same pass::
+    """The step of :func:`_adamw_project_layers_` for layers whose backward left its products on the
+    output's scale c (:class:`~ensemble_nets.layers.spike_slab.DeferredGradients`: G = dL/dmu / c,
+    R = 2 dL/dvar / c^2), with the chain rule and the next moments in the same pass::
 
-        dL/dpi, dL/dm, dL/dxi = param_grads(pi, m, xi, dL/dmu, dL/dvar) (+ pi.grad, m.grad, xi.grad)
+        dL/dpi, dL/dm, dL/dxi = param_grads(pi, m, xi, c G, c^2 R / 2) (+ pi.grad, m.grad, xi.grad)
         AdamW and the projection as in _adamw_project_
-        mu_out, var_out = (1 - pi) m, (1 - pi)(xi + pi m^2)                of the updated pi, m, xi
+        mu_out, var_out = (1 - pi) m c, (1 - pi)(xi + pi m^2) c^2          of the updated pi, m, xi
 
-    ``tensors`` = 16 per layer (pi, m, xi, dL/dmu, dL/dvar, the three ``.grad`` or None, the three
-    exp_avg, the three exp_avg_sq, then mu_out and var_out, written in place) and ``hyper`` ``(L, 3, 7)``
-    and ``decoupled``. Returns the entries moved by the projection.
+    ``tensors`` = 16 per layer (pi, m, xi, G, R, the three ``.grad`` or None, the three exp_avg, the
+    three exp_avg_sq, then mu_out and var_out, written in place), then ``hyper`` ``(L, 3, 7)``,
+    ``scales`` ``(L,)`` (c per layer) and ``decoupled``. Returns the entries moved.
     """
-    *tensors, hyper, decoupled = tensors
+    *tensors, hyper, scales, decoupled = tensors
     moved = None
     for layer in range(len(tensors) // 16):
         pi, m, xi, grad_mu, grad_var, *rest = tensors[16 * layer:16 * layer + 16]
         extra, state, (mu_out, var_out) = rest[:3], rest[3:9], rest[9:]
-        grads = [g if e is None else g + e for g, e in zip(param_grads(pi, m, xi, grad_mu, grad_var), extra)]
+        c = scales[layer]
+        grads = param_grads(pi, m, xi, grad_mu * c, grad_var * (0.5 * c * c))
+        grads = [g if e is None else g + e for g, e in zip(grads, extra)]
         count = _adamw_project_(pi, m, xi, *grads, *state, hyper[layer], decoupled)
-        mu, var = _fused_moments(pi, m, xi)
+        mu, var = scaled_moments(pi, m, xi, c)
         mu_out.copy_(mu)
         var_out.copy_(var)
         moved = count if moved is None else moved + count
@@ -151,6 +153,8 @@ class SpikeSlabAdamW(torch.optim.AdamW):
         self._moved = None
         self._deferred = {id(layer): DeferredGradients() for layer in self.projected_layers
                           if isinstance(layer, SpikeSlabLinear)}
+        self._cached_options: dict = {}  # see _options
+        self._cached_scalars: dict = {}  # see _scalar
 
     @contextlib.contextmanager
     def deferred_gradients(self) -> Iterator[None]:
@@ -187,21 +191,50 @@ class SpikeSlabAdamW(torch.optim.AdamW):
             return torch.zeros((), dtype=torch.long)
         return moved
 
-    def _hyper_row(self, p, group) -> list[float]:
-        """One row of :data:`_HYPER` for parameter ``p`` (its state created and its step counted)."""
-        state = self.state[p]
-        if not state:
-            state["step"] = torch.tensor(0.0, dtype=torch.float32)
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        if group.get("amsgrad") or group.get("maximize"):
-            raise ValueError("SpikeSlabAdamW does not implement amsgrad or maximize; use torch.optim.AdamW")
-        state["step"] += 1
-        t = float(state["step"])
-        beta1, beta2 = group["betas"]
-        lr = float(group["lr"])
-        return [lr, float(group["weight_decay"]), beta1, beta2, group["eps"], lr / (1.0 - beta1 ** t),
-                (1.0 - beta2 ** t) ** 0.5]
+    def _hyper(self, triples: list) -> torch.Tensor:
+        """``hyper`` ``(L, 3, 7)`` (rows of :data:`_HYPER`) for the parameters of ``triples``, this step
+        counted in their state (created for new parameters), as AdamW counts it."""
+        steps = []
+        for params in triples:
+            for p in params:
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                steps.append(state["step"])
+        torch._foreach_add_(steps, 1.0)  # one call for every step count
+        rows = []
+        for (lr, wd, beta1, beta2, eps), t in zip(self._options(triples), torch.stack(steps).tolist()):
+            rows.append([lr, wd, beta1, beta2, eps, lr / (1.0 - beta1 ** t), (1.0 - beta2 ** t) ** 0.5])
+        like = triples[0][0]
+        return torch.tensor(rows, dtype=like.dtype, device=like.device).view(-1, 3, len(_HYPER))
+
+    def _options(self, triples: list) -> list:
+        """(lr, weight_decay, beta1, beta2, eps) of each parameter of ``triples``; looked up again only when
+        the groups change (a schedule's new lr, ``load_state_dict``, another set of layers)."""
+        key = (tuple((id(g), g["lr"], g["weight_decay"], g["betas"], g["eps"], g.get("amsgrad"), g.get("maximize"))
+                     for g in self.param_groups), tuple(id(params[0]) for params in triples))
+        cached = self._cached_options.get(key)
+        if cached is None:
+            group_of = {id(p): group for group in self.param_groups for p in group["params"]}
+            cached = []
+            for params in triples:
+                for p in params:
+                    group = group_of[id(p)]
+                    if group.get("amsgrad") or group.get("maximize"):
+                        raise ValueError("SpikeSlabAdamW does not implement amsgrad or maximize; "
+                                         "use torch.optim.AdamW")
+                    cached.append((float(group["lr"]), float(group["weight_decay"]), *group["betas"], group["eps"]))
+            self._cached_options = {key: cached}  # the latest only
+        return cached
+
+    def _scalar(self, value: float | tuple, like: torch.Tensor) -> torch.Tensor:
+        """``value`` as a tensor like ``like``, kept while the same value is asked for (no per-step copy)."""
+        key = (value, like.dtype, like.device)
+        if key not in self._cached_scalars:
+            self._cached_scalars[key] = torch.tensor(value, dtype=like.dtype, device=like.device)
+        return self._cached_scalars[key]
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -216,8 +249,6 @@ class SpikeSlabAdamW(torch.optim.AdamW):
                 deferred.append((layer, params, handed))
             elif all(p.grad is not None for p in params):  # as AdamW: no gradient, no step (nor projection)
                 fused.append(params)
-        # looked up at every step: load_state_dict replaces the group dicts
-        group_of = {id(p): group for group in self.param_groups for p in group["params"]}
         if any(p.grad is not None for group in self.param_groups for p in group["params"]
                if id(p) not in self._fused_ids):
             held = [(p, p.grad) for params in fused + [params for _, params, _ in deferred] for p in params]
@@ -228,17 +259,19 @@ class SpikeSlabAdamW(torch.optim.AdamW):
             finally:
                 for p, grad in held:
                     p.grad = grad
+        decoupled = 1.0 if self.decoupled else 0.0
         if fused:
-            rows, tensors = [], []
+            hyper = self._hyper(fused)  # first: creates the state of new parameters
+            tensors = []
             for params in fused:
-                rows += [self._hyper_row(p, group_of[id(p)]) for p in params]
                 tensors += [*params, *(p.grad for p in params), *(self.state[p]["exp_avg"] for p in params),
                             *(self.state[p]["exp_avg_sq"] for p in params)]
-            self._count(fused_kernel(_adamw_project_layers_)(*tensors, *self._hyper(rows, fused[0][0])))
+            self._count(fused_kernel(_adamw_project_layers_)(*tensors, hyper, self._scalar(decoupled, fused[0][0])))
         if deferred:
-            rows, tensors = [], []
+            triples = [params for _, params, _ in deferred]
+            hyper = self._hyper(triples)
+            tensors = []
             for layer, params, (grad_mu, grad_var) in deferred:
-                rows += [self._hyper_row(p, group_of[id(p)]) for p in params]
                 kept = self._deferred[id(layer)]
                 if kept.mu is None or kept.mu.shape != grad_mu.shape or kept.mu.dtype != grad_mu.dtype \
                         or kept.mu.device != grad_mu.device:
@@ -246,16 +279,12 @@ class SpikeSlabAdamW(torch.optim.AdamW):
                 tensors += [*params, grad_mu, grad_var, *(p.grad for p in params),
                             *(self.state[p]["exp_avg"] for p in params),
                             *(self.state[p]["exp_avg_sq"] for p in params), kept.mu, kept.var]
-            self._count(fused_kernel(_adamw_project_deferred_layers_)(*tensors, *self._hyper(rows, deferred[0][1][0])))
+            scales = self._scalar(tuple(self._deferred[id(layer)].scale for layer, _, _ in deferred), triples[0][0])
+            self._count(fused_kernel(_adamw_project_deferred_layers_)(*tensors, hyper, scales,
+                                                                      self._scalar(decoupled, triples[0][0])))
             for layer, params, _ in deferred:
                 self._deferred[id(layer)].keep_moments(*params)
         return loss
-
-    def _hyper(self, rows: list, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``hyper`` ``(L, 3, 7)`` and ``decoupled`` as the kernels take them."""
-        hyper = torch.tensor(rows, dtype=like.dtype, device=like.device).view(-1, 3, len(_HYPER))
-        decoupled = torch.tensor(1.0 if self.decoupled else 0.0, dtype=like.dtype, device=like.device)
-        return hyper, decoupled
 
     def _count(self, moved: torch.Tensor) -> None:
         self._moved = moved if self._moved is None else self._moved + moved
