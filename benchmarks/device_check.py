@@ -79,35 +79,42 @@ def check_layers(device: torch.device) -> dict:
 
 
 def check_fused_step(device: torch.device) -> dict:
-    """SpikeSlabAdamW against AdamW + project_ on ``device``, float64, three steps."""
+    """SpikeSlabAdamW against AdamW + project_ on ``device``, float64, three steps; outside and inside
+    ``deferred_gradients()`` (the chain rule in the step's kernel, as ``en.train`` runs it)."""
+    import contextlib
     import copy
 
     from ensemble_nets.training.optim import make_optimizer, project_, step_and_project
 
-    torch.manual_seed(1)
-    model = en.EnsembleMLP((20, 16, 4), bias=True, dtype=torch.float64).to(device)
-    fused = copy.deepcopy(model)
-    eager_opt = make_optimizer(model, lr=0.2, weight_decay=0.1)
-    fused_opt = make_optimizer(fused, lr=0.2, weight_decay=0.1, fused_step=True)
-    x = torch.randn(32, 20, dtype=torch.float64, device=device)
-    y = torch.randint(0, 4, (32,), device=device)
-    moved = []
-    for step in range(3):
-        pair = []
-        for net, opt, fuse in ((model, eager_opt, False), (fused, fused_opt, True)):
-            torch.manual_seed(step)
-            loss = torch.nn.functional.cross_entropy(net(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if fuse:
-                pair.append(int(step_and_project(net, opt)))
-            else:
-                opt.step()
-                pair.append(int(project_(net)))
-        moved.append(pair)
-    diff = _max_diff(list(model.parameters()), list(fused.parameters()))
-    return {"max_abs_diff": diff, "moved_eager_fused": moved,
-            "ok": diff < 1e-9 and all(a == b for a, b in moved)}
+    out = {"ok": True}
+    for deferred in (False, True):
+        torch.manual_seed(1)
+        model = en.EnsembleMLP((20, 16, 4), bias=True, dtype=torch.float64).to(device)
+        fused = copy.deepcopy(model)
+        eager_opt = make_optimizer(model, lr=0.2, weight_decay=0.1)
+        fused_opt = make_optimizer(fused, lr=0.2, weight_decay=0.1, fused_step=True)
+        x = torch.randn(32, 20, dtype=torch.float64, device=device)
+        y = torch.randint(0, 4, (32,), device=device)
+        moved = []
+        with fused_opt.deferred_gradients() if deferred else contextlib.nullcontext():
+            for step in range(3):
+                pair = []
+                for net, opt, fuse in ((model, eager_opt, False), (fused, fused_opt, True)):
+                    torch.manual_seed(step)
+                    loss = torch.nn.functional.cross_entropy(net(x), y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if fuse:
+                        pair.append(int(step_and_project(net, opt)))
+                    else:
+                        opt.step()
+                        pair.append(int(project_(net)))
+                moved.append(pair)
+        diff = _max_diff(list(model.parameters()), list(fused.parameters()))
+        name = "deferred" if deferred else "plain"
+        out[name] = {"max_abs_diff": diff, "moved_eager_fused": moved}
+        out["ok"] = out["ok"] and diff < 1e-9 and all(a == b for a, b in moved)
+    return out
 
 
 def check_train_many_cnn(device: torch.device, quick: bool) -> dict:
