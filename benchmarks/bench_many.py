@@ -147,8 +147,10 @@ def curve_frame(paths) -> "pd.DataFrame":
         result = json.loads(Path(path).read_text())
         if "rows" not in result:
             raise SystemExit(f"{path} is not a bench_many result (no 'rows' key)")
+        threads = result.get("meta", {}).get("threads")
         rows += [{"file": Path(path).name, "model": r["model"] + (" (compiled)" if r.get("compiled") else ""),
-                  "K": r["K"], "ratio": r["ratio_min"], "paired": r["ratio_median_paired"]} for r in result["rows"]]
+                  "threads": threads, "K": r["K"], "ratio": r["ratio_min"], "paired": r["ratio_median_paired"]}
+                 for r in result["rows"]]
     return pd.DataFrame(rows)
 
 
@@ -159,7 +161,9 @@ def plot_curves(frame, *, ax=None, target: float = 2.0):
     if ax is None:
         _, ax = subplots(1, 1, width=1.0, aspect=1.0)
     for (path, model), rows in frame.groupby(["file", "model"], sort=False):
-        ax.plot(rows["K"], rows["ratio"], marker="o", label=f"{model} ({path})")
+        threads = rows["threads"].iloc[0] if "threads" in rows else None
+        where = f"{threads} thread{'s' if threads != 1 else ''}, " if threads else ""
+        ax.plot(rows["K"], rows["ratio"], marker="o", label=f"{model} ({where}{path})")
     ax.axhline(1.0, color="k", lw=1, ls="--")
     ax.axhline(target, color="r", lw=1, ls=":", label=f"target {target:g}x at K = 8")
     ks = sorted(frame["K"].unique())
