@@ -249,8 +249,11 @@ class _MeanFieldFunction(torch.autograd.Function):
 
     The elementwise work on the parameters runs as :func:`_moments` / :func:`_param_grads_` (eager,
     few passes and fresh tensors) or, with ``compiled``, as the fused kernels :func:`_fused_moments` /
-    :func:`_fused_param_grads_`. First derivatives only: for Hessian-vector products or
-    ``torch.func`` use ``gbp="autograd"``.
+    :func:`_fused_param_grads_`. With ``deferred`` (a :class:`DeferredGradients`, set by an
+    optimizer that applies the chain rule itself) it works on the output's scale, reads the moments
+    the optimizer kept when they are current, and hands g^T x and (g eps / Delta)^T x2 to ``deferred``
+    instead of returning dL/dpi, dL/dm, dL/dxi (:meth:`_deferred_backward`). First derivatives only:
+    for Hessian-vector products or ``torch.func`` use ``gbp="autograd"``.
     """
 
     @staticmethod
