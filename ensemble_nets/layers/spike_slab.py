@@ -181,8 +181,9 @@ class DeferredGradients:
     from the mean-field pass; the optimizer's step applies :func:`param_grads` inside its own fused
     pass and leaves the moments of the updated parameters, which the next forward reads instead of
     recomputing them. Those moments are used only while pi, m and xi are the very tensors, at the
-    very versions, they were computed from: any in-place change (``load_state_dict``, ``project_``,
-    an edit under ``torch.no_grad()``) makes the forward compute them afresh.
+    very versions, they were computed from: an in-place change (``load_state_dict``, ``project_``,
+    an edit under ``torch.no_grad()``) makes the forward compute them afresh; a change through
+    ``.data`` is not seen (it bypasses the version counter): call ``forget_moments()`` after one.
 
     In this hand-off everything is on the output's scale c = 1/sqrt(N_in) (``scale``): the kept moments
     are ``(mu c, var c^2)`` (:func:`scaled_moments`) and the handed gradients are ``dL/dmu / c`` and
@@ -418,8 +419,11 @@ class SpikeSlabLinear(SpikeSlabLayer):
         flat = x.reshape(-1, self.in_features)  # (B, N_in) for any leading shape
         eps = torch.randn(flat.shape[0], self.out_features, dtype=flat.dtype, device=flat.device)
         if self.gbp != "autograd":
+            deferred = self.deferred
+            if deferred is not None and not (self.pi.requires_grad and self.m.requires_grad and self.xi.requires_grad):
+                deferred = None  # a frozen parameter: ordinary gradients for the others
             h = _MeanFieldFunction.apply(flat, self.pi, self.m, self.xi, eps, self.floor, self.gbp == "compiled",
-                                         self.deferred)
+                                         deferred)
         else:
             h = mean_field_preactivation(flat, self.pi, self.m, self.xi, eps, self.floor)
         return h.reshape(*x.shape[:-1], self.out_features)

@@ -111,6 +111,11 @@ def _adamw_project_deferred_layers_(*tensors):
     return moved
 
 
+def _number(value) -> float:
+    """A group option as a Python float (torch allows tensors for lr and betas)."""
+    return float(value)
+
+
 def fusable_layers(model: nn.Module) -> list[SpikeSlabLayer]:
     """The spike-and-slab layers whose projection is the plain clip (pi to [0, 1], xi to >= 0).
 
@@ -155,6 +160,7 @@ class SpikeSlabAdamW(torch.optim.AdamW):
                           if isinstance(layer, SpikeSlabLinear)}
         self._cached_options: dict = {}  # see _options
         self._cached_scalars: dict = {}  # see _scalar
+        self._depth = 0  # deferred_gradients() nesting
 
     @contextlib.contextmanager
     def deferred_gradients(self) -> Iterator[None]:
@@ -164,19 +170,38 @@ class SpikeSlabAdamW(torch.optim.AdamW):
         (an ELBO's KL, a penalty), or stay None; :meth:`step` adds the mean-field part itself, in the
         same pass as AdamW and the projection, and leaves the moments of the updated parameters for
         the next forward. Hold it over forward, backward and step (``en.train`` holds it over an epoch);
-        outside, the layers give ordinary gradients. Layers with ``gbp="autograd"`` are not affected.
+        outside, the layers give ordinary gradients. Layers with ``gbp="autograd"`` are not affected,
+        nor is a layer whose pi, m or xi does not require a gradient. Re-entrant.
+
+        Inside, as the price of the fused pass:
+
+        - code that reads or changes ``.grad`` between backward and step (gradient clipping, norms,
+          ``GradScaler.unscale_``) sees only the other terms' part: do that outside the context;
+        - every backward through a layer counts for its parameters, also ``torch.autograd.grad(loss, x)``
+          or ``backward(inputs=...)``: take input gradients outside the context;
+        - clear gradients with ``optimizer.zero_grad()`` (``model.zero_grad()`` leaves the handed part);
+        - the kept moments notice in-place changes to pi, m, xi (``load_state_dict``, edits under
+          ``torch.no_grad()``), not changes through ``.data``: call :meth:`forget_moments` after those.
         """
-        armed = [layer for layer in self.projected_layers if id(layer) in self._deferred
-                 and all(p.requires_grad for p in (layer.pi, layer.m, layer.xi))]
-        for layer in armed:
-            layer.deferred = self._deferred[id(layer)]
+        self._depth += 1
+        if self._depth == 1:
+            for layer in self.projected_layers:
+                if id(layer) in self._deferred:
+                    layer.deferred = self._deferred[id(layer)]
         try:
             yield
         finally:
-            for layer in armed:
-                layer.deferred = None
-            for deferred in self._deferred.values():
-                deferred.forget_moments()
+            self._depth -= 1
+            if self._depth == 0:
+                for layer in self.projected_layers:
+                    if id(layer) in self._deferred:
+                        layer.deferred = None
+                self.forget_moments()
+
+    def forget_moments(self) -> None:
+        """Drop the moments kept for the next forward (needed only after edits to pi, m, xi through ``.data``)."""
+        for deferred in self._deferred.values():
+            deferred.forget_moments()
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)
@@ -213,8 +238,9 @@ class SpikeSlabAdamW(torch.optim.AdamW):
     def _options(self, triples: list) -> list:
         """(lr, weight_decay, beta1, beta2, eps) of each parameter of ``triples``; looked up again only when
         the groups change (a schedule's new lr, ``load_state_dict``, another set of layers)."""
-        key = (tuple((id(g), g["lr"], g["weight_decay"], g["betas"], g["eps"], g.get("amsgrad"), g.get("maximize"))
-                     for g in self.param_groups), tuple(id(params[0]) for params in triples))
+        key = (tuple((id(g), _number(g["lr"]), _number(g["weight_decay"]), *map(_number, g["betas"]),
+                      _number(g["eps"]), g.get("amsgrad"), g.get("maximize")) for g in self.param_groups),
+               tuple(id(params[0]) for params in triples))  # numbers: a tensor lr changed in place is seen
         cached = self._cached_options.get(key)
         if cached is None:
             group_of = {id(p): group for group in self.param_groups for p in group["params"]}
@@ -225,8 +251,11 @@ class SpikeSlabAdamW(torch.optim.AdamW):
                     if group.get("amsgrad") or group.get("maximize"):
                         raise ValueError("SpikeSlabAdamW does not implement amsgrad or maximize; "
                                          "use torch.optim.AdamW")
-                    cached.append((float(group["lr"]), float(group["weight_decay"]), *group["betas"], group["eps"]))
-            self._cached_options = {key: cached}  # the latest only
+                    cached.append((_number(group["lr"]), _number(group["weight_decay"]),
+                                   *map(_number, group["betas"]), _number(group["eps"])))
+            if len(self._cached_options) >= 4:  # the fused and the deferred set of a step, and a schedule's last
+                self._cached_options.clear()
+            self._cached_options[key] = cached
         return cached
 
     def _scalar(self, value: float | tuple, like: torch.Tensor) -> torch.Tensor:
@@ -242,23 +271,29 @@ class SpikeSlabAdamW(torch.optim.AdamW):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        fused, deferred = [], []
+        fused, deferred, partial = [], [], []
         for layer, params in zip(self.projected_layers, self._triples):
             handed = self._deferred[id(layer)].take() if id(layer) in self._deferred else None
             if handed is not None:
                 deferred.append((layer, params, handed))
-            elif all(p.grad is not None for p in params):  # as AdamW: no gradient, no step (nor projection)
+            elif all(p.grad is not None for p in params):
                 fused.append(params)
-        if any(p.grad is not None for group in self.param_groups for p in group["params"]
-               if id(p) not in self._fused_ids):
-            held = [(p, p.grad) for params in fused + [params for _, params, _ in deferred] for p in params]
-            for p, _ in held:  # hide their gradients from AdamW.step
+            elif any(p.grad is not None for p in params):  # e.g. pi frozen: AdamW steps the rest, then project
+                partial.append(layer)
+        # as AdamW: no gradient, no step (nor projection); the kernels' parameters are hidden from AdamW.step
+        in_kernels = [p for params in fused + [params for _, params, _ in deferred] for p in params]
+        kernel_ids = {id(p) for p in in_kernels}
+        if any(p.grad is not None for group in self.param_groups for p in group["params"] if id(p) not in kernel_ids):
+            held = [(p, p.grad) for p in in_kernels]
+            for p, _ in held:
                 p.grad = None
             try:
                 super().step()
             finally:
                 for p, grad in held:
                     p.grad = grad
+            for layer in partial:
+                self._count(layer.project_().to(torch.long))
         decoupled = 1.0 if self.decoupled else 0.0
         if fused:
             hyper = self._hyper(fused)  # first: creates the state of new parameters

@@ -211,3 +211,72 @@ def test_deferred_moments_are_recomputed_after_any_change_to_the_parameters():
     assert kept[6] is not None and kept[7] is None  # step 3: load_state_dict drops them
     for a, b in zip(model.parameters(), fused.parameters()):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+def test_fused_step_follows_a_tensor_lr_changed_in_place(deferred):
+    """torch allows a tensor lr, which schedulers change in place: the step must read the new value."""
+    torch.manual_seed(7)
+    model = en.EnsembleMLP((10, 12, 3), dtype=torch.float64)
+    fused = copy.deepcopy(model)
+    eager_opt = make_optimizer(model, lr=0.1)
+    fused_opt = make_optimizer(fused, lr=0.1, fused_step=True)
+    for opt in (eager_opt, fused_opt):
+        for group in opt.param_groups:
+            group["lr"] = torch.tensor(0.1, dtype=torch.float64)
+
+    def decay(net, step):
+        for group in (eager_opt if net is model else fused_opt).param_groups:
+            group["lr"].mul_(0.1)  # as a scheduler with a tensor lr does
+
+    x, y = torch.randn(16, 10, dtype=torch.float64), torch.randint(0, 3, (16,))
+    _steps(model, eager_opt, x, y, 4, reference=True, between=decay)
+    _steps(fused, fused_opt, x, y, 4, reference=False, deferred=deferred, between=decay)
+    for a, b in zip(model.parameters(), fused.parameters()):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_deferred_step_with_a_parameter_frozen_midway_and_nested_contexts():
+    """pi frozen between steps: the other parameters still step (AdamW) and are projected, pi stays; an
+    inner deferred_gradients() does not disarm the outer one."""
+    torch.manual_seed(8)
+    model = en.EnsembleMLP((10, 12, 3), dtype=torch.float64)
+    fused = copy.deepcopy(model)
+    eager_opt = make_optimizer(model, lr=0.2, weight_decay=0.1)
+    fused_opt = make_optimizer(fused, lr=0.2, weight_decay=0.1, fused_step=True)
+
+    def freeze(net, step):
+        if step == 1:
+            net[0].pi.requires_grad_(False)
+
+    x, y = torch.randn(16, 10, dtype=torch.float64), torch.randint(0, 3, (16,))
+    moved_eager = _steps(model, eager_opt, x, y, 4, reference=True, between=freeze)
+    with fused_opt.deferred_gradients():
+        with fused_opt.deferred_gradients():
+            pass
+        assert fused[0].deferred is not None  # still armed after the inner exit
+        moved_fused = _steps(fused, fused_opt, x, y, 4, reference=False, deferred=True, between=freeze)
+    assert fused[0].deferred is None and moved_eager == moved_fused
+    for a, b in zip(model.parameters(), fused.parameters()):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_forget_moments_after_an_edit_through_data():
+    """An edit through .data bypasses the version counter; forget_moments() makes the next forward recompute."""
+    torch.manual_seed(9)
+    model = en.EnsembleMLP((10, 12, 3), dtype=torch.float64)
+    fused = copy.deepcopy(model)
+    eager_opt = make_optimizer(model, lr=0.1)
+    fused_opt = make_optimizer(fused, lr=0.1, fused_step=True)
+
+    def edit(net, step):
+        if step == 1:
+            net[0].m.data.mul_(0.5)
+            if net is fused:
+                fused_opt.forget_moments()
+
+    x, y = torch.randn(16, 10, dtype=torch.float64), torch.randint(0, 3, (16,))
+    _steps(model, eager_opt, x, y, 4, reference=True, between=edit)
+    _steps(fused, fused_opt, x, y, 4, reference=False, deferred=True, between=edit)
+    for a, b in zip(model.parameters(), fused.parameters()):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
