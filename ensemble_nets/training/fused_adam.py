@@ -154,7 +154,6 @@ class SpikeSlabAdamW(torch.optim.AdamW):
         self.projected_layers = [layer for layer in layers
                                  if all(id(getattr(layer, n)) in owned for n in ("pi", "m", "xi"))]
         self._triples = [(layer.pi, layer.m, layer.xi) for layer in self.projected_layers]
-        self._fused_ids = {id(p) for params in self._triples for p in params}
         self._moved = None
         self._deferred = {id(layer): DeferredGradients() for layer in self.projected_layers
                           if isinstance(layer, SpikeSlabLinear)}
