@@ -124,6 +124,9 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     and cut into ``batch_size`` batches; or a ``DataLoader`` of ``(inputs, labels)`` batches
     (then ``y`` is None, the loader shuffles, and each batch moves to the model's device).
 
+    With a :class:`~ensemble_nets.training.fused_adam.SpikeSlabAdamW` the epoch runs inside its
+    ``deferred_gradients()`` (the chain rule of pi, m, xi in the step's fused pass).
+
     Returns ``train_loss``, ``train_acc`` and ``projected`` (entries moved by the
     projection); with ``elbo``, the loss is cross-entropy + KL / n_train and the
     two terms come back too, as ``train_nll`` and ``train_kl`` (example-weighted
