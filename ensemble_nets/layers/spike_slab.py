@@ -210,6 +210,14 @@ class DeferredGradients:
             self.grad_mu.addmm_(grad_h.mT, x)
             self.grad_var.addmm_(ratio.mT, x2)
 
+    def moment_buffers(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, var)``, the tensors the optimizer writes the next moments into (allocated like ``like``
+        on first use or when its shape, dtype or device changes; reused from step to step)."""
+        if self.mu is None or self.mu.shape != like.shape or self.mu.dtype != like.dtype \
+                or self.mu.device != like.device:
+            self.mu, self.var = torch.empty_like(like), torch.empty_like(like)
+        return self.mu, self.var
+
     def take(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The accumulated (dL/dmu, dL/dvar), or None when no backward left any; then cleared."""
         grads = None if self.grad_mu is None else (self.grad_mu, self.grad_var)

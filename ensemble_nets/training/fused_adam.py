@@ -111,11 +111,6 @@ def _adamw_project_deferred_layers_(*tensors):
     return moved
 
 
-def _number(value) -> float:
-    """A group option as a Python float (torch allows tensors for lr and betas)."""
-    return float(value)
-
-
 def fusable_layers(model: nn.Module) -> list[SpikeSlabLayer]:
     """The spike-and-slab layers whose projection is the plain clip (pi to [0, 1], xi to >= 0).
 
@@ -237,9 +232,9 @@ class SpikeSlabAdamW(torch.optim.AdamW):
     def _options(self, triples: list) -> list:
         """(lr, weight_decay, beta1, beta2, eps) of each parameter of ``triples``; looked up again only when
         the groups change (a schedule's new lr, ``load_state_dict``, another set of layers)."""
-        key = (tuple((id(g), _number(g["lr"]), _number(g["weight_decay"]), *map(_number, g["betas"]),
-                      _number(g["eps"]), g.get("amsgrad"), g.get("maximize")) for g in self.param_groups),
-               tuple(id(params[0]) for params in triples))  # numbers: a tensor lr changed in place is seen
+        key = (tuple((id(g), float(g["lr"]), float(g["weight_decay"]), *map(float, g["betas"]),
+                      float(g["eps"]), g.get("amsgrad"), g.get("maximize")) for g in self.param_groups),
+               tuple(id(params[0]) for params in triples))  # floats: a tensor lr changed in place is seen
         cached = self._cached_options.get(key)
         if cached is None:
             group_of = {id(p): group for group in self.param_groups for p in group["params"]}
@@ -250,8 +245,8 @@ class SpikeSlabAdamW(torch.optim.AdamW):
                     if group.get("amsgrad") or group.get("maximize"):
                         raise ValueError("SpikeSlabAdamW does not implement amsgrad or maximize; "
                                          "use torch.optim.AdamW")
-                    cached.append((_number(group["lr"]), _number(group["weight_decay"]),
-                                   *map(_number, group["betas"]), _number(group["eps"])))
+                    cached.append((float(group["lr"]), float(group["weight_decay"]), *map(float, group["betas"]),
+                                   float(group["eps"])))
             if len(self._cached_options) >= 4:  # the fused and the deferred set of a step, and a schedule's last
                 self._cached_options.clear()
             self._cached_options[key] = cached
@@ -306,13 +301,10 @@ class SpikeSlabAdamW(torch.optim.AdamW):
             hyper = self._hyper(triples)
             tensors = []
             for layer, params, (grad_mu, grad_var) in deferred:
-                kept = self._deferred[id(layer)]
-                if kept.mu is None or kept.mu.shape != grad_mu.shape or kept.mu.dtype != grad_mu.dtype \
-                        or kept.mu.device != grad_mu.device:
-                    kept.mu, kept.var = torch.empty_like(grad_mu), torch.empty_like(grad_var)
                 tensors += [*params, grad_mu, grad_var, *(p.grad for p in params),
                             *(self.state[p]["exp_avg"] for p in params),
-                            *(self.state[p]["exp_avg_sq"] for p in params), kept.mu, kept.var]
+                            *(self.state[p]["exp_avg_sq"] for p in params),
+                            *self._deferred[id(layer)].moment_buffers(grad_mu)]
             scales = self._scalar(tuple(self._deferred[id(layer)].scale for layer, _, _ in deferred), triples[0][0])
             self._count(fused_kernel(_adamw_project_deferred_layers_)(*tensors, hyper, scales,
                                                                       self._scalar(decoupled, triples[0][0])))
