@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 import ensemble_nets as en
+from ensemble_nets.layers import NOISE_SOURCES
 from ensemble_nets.training.loop import train_epoch
 from ensemble_nets.training.optim import make_optimizer, resolve_device
 from ensemble_nets.training.runs import write_json as write_atomic_json
@@ -135,21 +136,28 @@ def bare_products(x, batch_size, sizes=SIZES):
     return epoch
 
 
-def width_table(x, y, widths, batch_size, repeats, device, gbps=("manual",), fused_step=False):
-    """Ensemble against plain MLP at 784-N-N-10 for each N (and each gBP in ``gbps``): fastest epochs, paired ratios.
+def width_table(x, y, widths, batch_size, repeats, device, gbps=("manual",), fused_step=False, noises=("torch",)):
+    """Ensemble against plain MLP at 784-N-N-10 for each N (and each gBP in ``gbps``, each noise source in
+    ``noises``): fastest epochs, paired ratios.
 
     Models are interleaved within every repeat (order alternating), so each ratio compares epochs
-    run under the same machine load; compilation (``gbp="compiled"``) happens in the warm-up.
+    run under the same machine load; compilation (``gbp="compiled"``, the fused step, the counter
+    noise's kernel) happens in the warm-up. Variants are named ``"<gbp>[ fused][ counter]"``.
     """
     rows = []
     for width in widths:
         sizes = (x.shape[1], width, width, 10)
         torch.manual_seed(0)
         runners = {}
-        models = [("plain", en.MLP(sizes), False)] + [(f"ensemble {g}", en.EnsembleMLP(sizes, gbp=g), False)
-                                                      for g in gbps]
-        if fused_step:
-            models += [(f"ensemble {g} fused", en.EnsembleMLP(sizes, gbp=g), True) for g in gbps]
+        variants = {}
+        for fused in (False, True) if fused_step else (False,):
+            for noise in noises:
+                for g in gbps:
+                    variants[g + (" fused" if fused else "") + ("" if noise == "torch" else f" {noise}")] = (
+                        g, fused, noise)
+        models = [("plain", en.MLP(sizes), False)] + [
+            (f"ensemble {name}", en.EnsembleMLP(sizes, gbp=g, noise=noise), fused)
+            for name, (g, fused, noise) in variants.items()]
         for name, model, fused in models:
             model.to(device)
             optimizer = make_optimizer(model, lr=0.01, fused_step=fused)
@@ -175,7 +183,7 @@ def width_table(x, y, widths, batch_size, repeats, device, gbps=("manual",), fus
                "all_plain_cpu_s": cpu["plain"], "all_products_cpu_s": cpu["products"],
                "all_products_s": times["products"]}
         line = f"width {width:5d}  plain {plain:8.4f} s"
-        for g in [g for g in gbps] + ([f"{g} fused" for g in gbps] if fused_step else []):
+        for g in variants:
             ts = times[f"ensemble {g}"]
             paired = statistics.median(e / p for e, p in zip(ts, times["plain"]))
             cpu_ratio = min(cpu[f"ensemble {g}"]) / min(cpu["plain"])
@@ -226,7 +234,9 @@ def plot_widths(frame, *, ax=None, target: float = 2.2):
     if ax is None:
         _, ax = subplots(1, 1, width=1.0)
     names = {"manual": "manual gBP, AdamW", "compiled": "compiled gBP, AdamW",
-             "manual fused": "manual gBP, fused step", "compiled fused": "compiled gBP, fused step"}
+             "manual fused": "manual gBP, fused step", "compiled fused": "compiled gBP, fused step",
+             "manual fused counter": "manual gBP, fused step, counter noise",
+             "compiled fused counter": "compiled gBP, fused step, counter noise"}
     for variant, rows in frame.groupby("variant", sort=False):
         line = ax.plot(rows["width"], rows["ratio"], marker="o", label=names.get(variant, variant))[0]
         ax.vlines(rows["width"], rows[["ratio", "paired"]].min(axis=1), rows[["ratio", "paired"]].max(axis=1),
@@ -257,6 +267,8 @@ def main(argv=None):
                         help="--widths: also time each gBP with the fused AdamW + projection step (SpikeSlabAdamW)")
     parser.add_argument("--gbp", nargs="+", default=["manual"], choices=["manual", "compiled", "autograd"],
                         help="ensemble implementations in the width table (compiled: torch.compile'd kernels)")
+    parser.add_argument("--noise", nargs="+", default=["torch"], choices=list(NOISE_SOURCES),
+                        help="--widths: the mean-field noise sources to time (counter: the compiled CPU kernel)")
     parser.add_argument("--plot", metavar="WIDTHS_JSON", help="draw a --widths result to --out, then stop")
     parser.add_argument("--out", default="figures/width_ratio.png",
                         help="--plot: the figure file (.png; a .pdf beside it)")
@@ -276,7 +288,8 @@ def main(argv=None):
     if args.widths:
         print(f"device {device}, {torch.get_num_threads()} torch threads, {len(y)} digits, batch "
               f"{args.batch_size}, {args.repeats} interleaved repeats (order alternating), fastest kept")
-        rows = width_table(x, y, args.widths, args.batch_size, args.repeats, device, args.gbp, args.fused_step)
+        rows = width_table(x, y, args.widths, args.batch_size, args.repeats, device, args.gbp, args.fused_step,
+                           args.noise)
         results = {"device": str(device), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                    "n_train": len(y), "batch_size": args.batch_size, "repeats": args.repeats, "widths": rows}
         if args.json:

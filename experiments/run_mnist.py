@@ -39,6 +39,7 @@ from ensemble_nets.cli import non_negative_float, non_negative_int, positive_flo
 from ensemble_nets.data import DATASETS
 from ensemble_nets.models import MODEL_KINDS
 from ensemble_nets.protocols.mnist import TOP_LEVEL_KEYS, TRAIN_KEYS, resumed_config, summary_lines, train_run
+from ensemble_nets.layers import NOISE_SOURCES
 from ensemble_nets.training import PRESETS
 from ensemble_nets.training.objective import OBJECTIVES
 from ensemble_nets.training.runs import CONFIG
@@ -72,6 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--m-std", type=non_negative_float, help="init std of m (of W for mlp)")
     model.add_argument("--xi-max", type=non_negative_float, help="init xi ~ xi_max * U(0, 1)")
     model.add_argument("--pi-init", type=float, help="initial pi (probability a connection is absent)")
+    model.add_argument("--noise", choices=NOISE_SOURCES,
+                       help="ensemble / cnn: the mean-field noise: torch (torch.randn, default) or counter "
+                            "(same law, a compiled CPU kernel; faster)")
     model.add_argument("--n-modes", type=positive_int, help="mdl: modes P per weight layer (default 30)")
     model.add_argument("--unshared-modes", dest="shared_modes", action="store_false", default=None,
                        help="mdl: every weight layer owns its input and output modes")

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: MIT
-"""Layers: one family per module (spike-and-slab linear and conv on a shared base, plain scaled, modes)."""
+"""Layers: one family per module (spike-and-slab linear and conv on a shared base, plain scaled, modes;
+the mean-field noise sources)."""
 from ensemble_nets.layers.base import SpikeSlabLayer
 from ensemble_nets.layers.conv import ScaledConv2d, SpikeSlabConv1d, SpikeSlabConv2d, SpikeSlabConvNd
 from ensemble_nets.layers.linear import ScaledLinear
 from ensemble_nets.layers.modes import ModeLinear, mode_init_std
+from ensemble_nets.layers.noise import NOISE_SOURCES
 from ensemble_nets.layers.spike_slab import (
     EVAL_MODES,
     GBP_IMPLEMENTATIONS,
@@ -18,6 +20,7 @@ __all__ = [
     "EVAL_MODES",
     "GBP_IMPLEMENTATIONS",
     "ModeLinear",
+    "NOISE_SOURCES",
     "REFERENCE_M_STD",
     "ScaledConv2d",
     "ScaledLinear",

@@ -52,6 +52,7 @@ from torch.autograd.function import once_differentiable
 from ensemble_nets.distributions import spike_slab_moments
 from ensemble_nets.layers.base import REFERENCE_M_STD, SpikeSlabLayer
 from ensemble_nets.layers.linear import FanInScaled
+from ensemble_nets.layers.noise import noisy_output_
 
 __all__ = ["PADDING_MODES", "ScaledConv2d", "SpikeSlabConv1d", "SpikeSlabConv2d", "SpikeSlabConvNd"]
 
@@ -76,21 +77,21 @@ class _ConvMeanFieldFunction(torch.autograd.Function):
     1/sqrt(fan_in) scale already in the weights (``mu_s = mu / sqrt(fan_in)``,
     ``var_s = var_w / fan_in``, ``floor_s = floor / fan_in``), so no pass over the large
     activations applies it. ``x`` is already padded for non-zero padding modes; ``padding`` is
-    a tuple of ints. ``eps`` is ``None`` (drawn here from ``generator``, default torch's global one,
-    shaped like the output: one draw per example, channel and position, the stream of
-    ``torch.randn_like``) or given.
+    a tuple of ints. ``eps`` is ``None`` (drawn here from the ``noise`` source under ``generator``,
+    default torch's global one, shaped like the output: one draw per example, channel and position;
+    ``noise="torch"`` is the stream of ``torch.randn_like``) or given.
     First derivatives only (``gbp="autograd"`` for double backward).
     """
 
     @staticmethod
-    def forward(ctx, x, mu_s, var_s, eps, floor_s, conv, stride, padding, dilation, groups, generator=None):
+    def forward(ctx, x, mu_s, var_s, eps, floor_s, conv, stride, padding, dilation, groups, generator=None,
+                noise="torch"):
         x2 = x.square()
         h = conv(x, mu_s, None, stride, padding, dilation, groups)  # (N, C_out, *out): the mean, then h in place
         floor = var_s.new_full((var_s.shape[0],), floor_s)  # the floor as the conv's bias: no extra pass
-        delta = conv(x2, var_s, floor, stride, padding, dilation, groups).sqrt_()  # Delta = sqrt(S)
-        eps = torch.empty_like(h).normal_(generator=generator) if eps is None else eps.clone()
-        h.addcmul_(delta, eps)  # mean + Delta eps
-        eps_over_delta = eps.div_(delta)  # 2 dh/dS, in eps's memory (the 1/2 is applied in backward)
+        s = conv(x2, var_s, floor, stride, padding, dilation, groups)  # S; Delta = sqrt(S)
+        # h = mean + Delta eps in place; eps / Delta = 2 dh/dS in S's memory (the 1/2 is applied in backward)
+        h, eps_over_delta = noisy_output_(h, s, noise=noise, eps=eps, generator=generator)
         ctx.save_for_backward(x, x2, mu_s, var_s, eps_over_delta)
         ctx.conv_args = (stride, padding, dilation, groups)
         return h
@@ -112,7 +113,7 @@ class _ConvMeanFieldFunction(torch.autograd.Function):
         grad_x2, grad_var = conv_backward(grad_s2, x2, var_s, need_x, need_var)  # both twice the true value
         grad_x = grad_x_mean.add_(x * grad_x2) if need_x else None  # d(x^2)/dx = 2x, times (2 dL/dx^2) / 2
         grad_var = grad_var.mul_(0.5) if need_var else None
-        return grad_x, grad_mu, grad_var, None, None, None, None, None, None, None, None
+        return grad_x, grad_mu, grad_var, None, None, None, None, None, None, None, None, None
 
 
 class SpikeSlabConvNd(SpikeSlabLayer):
@@ -130,8 +131,8 @@ class SpikeSlabConvNd(SpikeSlabLayer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = False, *, padding_mode: str = "zeros",
                  m_std: float = REFERENCE_M_STD, xi_max: float = 0.01, pi_init: float = 0.0, floor: float = 1e-8,
-                 eval_mode: str = "mean_field", gbp: str = "manual", decay_pi: bool = False, device=None,
-                 dtype=None) -> None:
+                 eval_mode: str = "mean_field", gbp: str = "manual", decay_pi: bool = False, noise: str = "torch",
+                 device=None, dtype=None) -> None:
         n = self._n_dims
         if in_channels < 1 or out_channels < 1 or groups < 1:
             raise ValueError(f"in_channels, out_channels and groups must be >= 1, got "
@@ -158,7 +159,8 @@ class SpikeSlabConvNd(SpikeSlabLayer):
         shape = (out_channels, in_channels // groups, *kernel_size)
         fan_in = in_channels // groups * math.prod(kernel_size)
         super().__init__(shape, fan_in, out_channels, bias, m_std=m_std, xi_max=xi_max, pi_init=pi_init,
-                         floor=floor, eval_mode=eval_mode, decay_pi=decay_pi, device=device, dtype=dtype)
+                         floor=floor, eval_mode=eval_mode, decay_pi=decay_pi, noise=noise, device=device,
+                         dtype=dtype)
         self.gbp = gbp
 
     @classmethod
@@ -197,7 +199,7 @@ class SpikeSlabConvNd(SpikeSlabLayer):
             padding = self.padding
         return _ConvMeanFieldFunction.apply(x, mu / math.sqrt(self.fan_in), var / self.fan_in, None,
                                             self.floor / self.fan_in, type(self)._conv, self.stride, padding,
-                                            self.dilation, self.groups)
+                                            self.dilation, self.groups, None, self.noise)
 
     def _explicit_padding(self) -> tuple[int, ...]:
         """F.pad's argument (last dimension first) for the non-zero padding modes."""

@@ -44,6 +44,7 @@ from ensemble_nets.layers.base import (
     is_spike_slab,
     spike_slab_layers,
 )
+from ensemble_nets.layers.noise import noisy_output_, standard_normal
 
 __all__ = [
     "DeferredGradients",
@@ -247,7 +248,9 @@ class _MeanFieldFunction(torch.autograd.Function):
 
     Shapes: x ``(B, N_in)``, pi/m/xi ``(N_out, N_in)``, eps ``(B, N_out)``; or, for ``train_many``'s
     stacked runs, x ``(K, B, N_in)``, pi/m/xi ``(K, N_out, N_in)``, eps ``(K, B, N_out)`` (batched
-    products, run k sees only its own parameters). With g = dL/dh, c = 1/sqrt(N_in),
+    products, run k sees only its own parameters). ``eps=None`` draws the noise inside, from the ``noise``
+    source, in the pass that forms h (:func:`~ensemble_nets.layers.noise.noisy_output_`); only
+    eps / Delta is kept for the backward. With g = dL/dh, c = 1/sqrt(N_in),
     gS = g c eps / (2 Delta) and x2 = x^2::
 
         dL/dmu  = (g c)^T x          dL/dvar = gS^T x2
@@ -266,7 +269,7 @@ class _MeanFieldFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, pi, m, xi, eps, floor, compiled=False, deferred=None):
+    def forward(ctx, x, pi, m, xi, eps, floor, compiled=False, deferred=None, noise="torch"):
         scale = 1.0 / math.sqrt(x.shape[-1])
         x2 = x.square()
         if deferred is not None:  # moments on the output's scale; the optimizer applies the chain rule
@@ -276,9 +279,9 @@ class _MeanFieldFunction(torch.autograd.Function):
                 kept = fused_kernel(scaled_moments)(pi, m, xi, c)
             mu, var = kept
             deferred.scale = scale
-            delta = torch.matmul(x2, var.mT).add_(floor * scale * scale).sqrt_()  # (..., B, N_out), times c
-            h = torch.matmul(x, mu.mT).addcmul_(delta, eps)  # (..., B, N_out)
-            ctx.save_for_backward(x, x2, mu, var, eps, delta)
+            h, eps_over_delta = noisy_output_(torch.matmul(x, mu.mT), torch.matmul(x2, var.mT),
+                                              floor=floor * scale * scale, noise=noise, eps=eps)  # delta times c
+            ctx.save_for_backward(x, x2, mu, var, eps_over_delta)
             ctx.compiled, ctx.deferred = compiled, deferred
             return h
         if compiled:
@@ -287,9 +290,9 @@ class _MeanFieldFunction(torch.autograd.Function):
         else:
             pm, mu, var = _moments(pi, m, xi)
             factors = (pi, m, xi, pm)
-        delta = torch.matmul(x2, var.mT).add_(floor).sqrt_()  # (..., B, N_out)
-        h = torch.matmul(x, mu.mT).addcmul_(delta, eps).mul_(scale)  # (..., B, N_out)
-        ctx.save_for_backward(x, x2, mu, var, eps, delta, *factors)
+        h, eps_over_delta = noisy_output_(torch.matmul(x, mu.mT), torch.matmul(x2, var.mT), floor=floor,
+                                          scale=scale, noise=noise, eps=eps)  # (..., B, N_out)
+        ctx.save_for_backward(x, x2, mu, var, eps_over_delta, *factors)
         ctx.scale, ctx.compiled, ctx.deferred = scale, compiled, deferred
         return h
 
@@ -298,9 +301,9 @@ class _MeanFieldFunction(torch.autograd.Function):
     def backward(ctx, grad_h):
         if ctx.deferred is not None:
             return _MeanFieldFunction._deferred_backward(ctx, grad_h)
-        x, x2, mu, var, eps, delta, *factors = ctx.saved_tensors
+        x, x2, mu, var, eps_over_delta, *factors = ctx.saved_tensors
         grad_mean = grad_h * ctx.scale  # (..., B, N_out): dL/dG
-        grad_s = (grad_mean * eps).div_(delta).mul_(0.5)  # (..., B, N_out): dL/dS, S = x^2 var^T
+        grad_s = (grad_mean * eps_over_delta).mul_(0.5)  # (..., B, N_out): dL/dS, S = x^2 var^T
         grad_x = grad_pi = grad_m = grad_xi = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.addcmul(torch.matmul(grad_mean, mu), x, torch.matmul(grad_s, var), value=2.0)
@@ -314,21 +317,21 @@ class _MeanFieldFunction(torch.autograd.Function):
                 grad_pi, grad_m, grad_xi = _param_grads_(*factors, mu, grad_mu, grad_var)
             grad_pi, grad_m, grad_xi = (g if need else None for g, need in
                                         zip((grad_pi, grad_m, grad_xi), ctx.needs_input_grad[1:4]))
-        return grad_x, grad_pi, grad_m, grad_xi, None, None, None, None
+        return grad_x, grad_pi, grad_m, grad_xi, None, None, None, None, None
 
     @staticmethod
     def _deferred_backward(ctx, grad_h):
         """The backward on the output's scale (mu, var, delta saved times c, c^2, c): with
         r = g eps / delta_c, dL/dx = g mu_c + x (r var_c); hands g^T x = dL/dmu / c and r^T x2 = 2 dL/dvar / c^2
         to ``ctx.deferred``, and gives pi, m, xi no gradient."""
-        x, x2, mu, var, eps, delta = ctx.saved_tensors
-        ratio = torch.mul(grad_h, eps).div_(delta)  # (..., B, N_out)
+        x, x2, mu, var, eps_over_delta = ctx.saved_tensors
+        ratio = torch.mul(grad_h, eps_over_delta)  # (..., B, N_out)
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.matmul(grad_h, mu).addcmul_(x, torch.matmul(ratio, var))
         if any(ctx.needs_input_grad[1:4]):
             ctx.deferred.add_products(grad_h, x, ratio, x2)
-        return grad_x, None, None, None, None, None, None, None
+        return grad_x, None, None, None, None, None, None, None, None
 
 
 class SpikeSlabLinear(SpikeSlabLayer):
@@ -360,6 +363,8 @@ class SpikeSlabLinear(SpikeSlabLayer):
         work and the projection fused by ``torch.compile``: faster on wide layers; needs a C++ compiler
         on CPU and compiles on first use) or ``"autograd"``; same gradients to rounding.
     :param bool decay_pi: weight-decay pi too (the 2022 revision); by default only m and xi are decayed.
+    :param str noise: ``"torch"`` (``torch.randn``, default) or ``"counter"`` (same law, a counter-based
+        generator fused with the output's arithmetic in one compiled CPU pass: :mod:`ensemble_nets.layers.noise`).
     """
 
     def __init__(
@@ -375,6 +380,7 @@ class SpikeSlabLinear(SpikeSlabLayer):
         eval_mode: str = "mean_field",
         gbp: str = "manual",
         decay_pi: bool = False,
+        noise: str = "torch",
         device=None,
         dtype=None,
     ) -> None:
@@ -383,7 +389,7 @@ class SpikeSlabLinear(SpikeSlabLayer):
         self.in_features, self.out_features = in_features, out_features
         super().__init__((out_features, in_features), in_features, out_features, bias, m_std=m_std,
                          xi_max=xi_max, pi_init=pi_init, floor=floor, eval_mode=eval_mode, decay_pi=decay_pi,
-                         device=device, dtype=dtype)
+                         noise=noise, device=device, dtype=dtype)
         self.gbp = gbp
         #: Set by an optimizer's context that applies the chain rule itself (:class:`DeferredGradients`).
         self.deferred: DeferredGradients | None = None
@@ -425,14 +431,14 @@ class SpikeSlabLinear(SpikeSlabLayer):
 
     def _mean_field(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features)  # (B, N_in) for any leading shape
-        eps = torch.randn(flat.shape[0], self.out_features, dtype=flat.dtype, device=flat.device)
-        if self.gbp != "autograd":
+        if self.gbp != "autograd":  # the noise is drawn inside, fused with the output's arithmetic
             deferred = self.deferred
             if deferred is not None and not (self.pi.requires_grad and self.m.requires_grad and self.xi.requires_grad):
                 deferred = None  # a frozen parameter: ordinary gradients for the others
-            h = _MeanFieldFunction.apply(flat, self.pi, self.m, self.xi, eps, self.floor, self.gbp == "compiled",
-                                         deferred)
+            h = _MeanFieldFunction.apply(flat, self.pi, self.m, self.xi, None, self.floor, self.gbp == "compiled",
+                                         deferred, self.noise)
         else:
+            eps = standard_normal(flat.new_empty(flat.shape[0], self.out_features), self.noise)
             h = mean_field_preactivation(flat, self.pi, self.m, self.xi, eps, self.floor)
         return h.reshape(*x.shape[:-1], self.out_features)
 

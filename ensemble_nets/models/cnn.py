@@ -92,7 +92,7 @@ class EnsembleCNN(ConvStack):
     """An ensemble of LeNet-style CNNs: every kernel entry and weight is spike-and-slab.
 
     :param layer_kwargs: passed to every spike-and-slab layer (``m_std``, ``xi_max``, ``pi_init``,
-        ``floor``, ``eval_mode``, ``decay_pi``, ``gbp``); ``m_std`` defaults to sqrt(2) here.
+        ``floor``, ``eval_mode``, ``decay_pi``, ``gbp``, ``noise``); ``m_std`` defaults to sqrt(2) here.
     """
 
     kind = "cnn"
@@ -111,6 +111,9 @@ class EnsembleCNN(ConvStack):
     def model_args(self) -> dict:
         layer_args = {k: v for k, v in self._layer_kwargs.items() if k not in ("device", "dtype")}
         layer_args["eval_mode"] = self[0].eval_mode  # may have been changed after construction
+        layer_args.pop("noise", None)
+        if self[0].noise != "torch":  # absent by default: run folders from before the option match
+            layer_args["noise"] = self[0].noise
         return {"kind": self.kind, **self._geometry(), "bias": self._bias, **layer_args}
 
     @property

@@ -104,7 +104,7 @@ class EnsembleMLP(LayerStack):
     :param activation: hidden nonlinearity (reference: ``"relu"``).
     :param bias: deterministic biases (reference: none).
     :param layer_kwargs: passed to every :class:`SpikeSlabLinear` (``m_std``,
-        ``xi_max``, ``pi_init``, ``floor``, ``eval_mode``, ``gbp``).
+        ``xi_max``, ``pi_init``, ``floor``, ``eval_mode``, ``gbp``, ``noise``).
     """
 
     kind = "ensemble"
@@ -119,6 +119,9 @@ class EnsembleMLP(LayerStack):
         layer_args = {k: v for k, v in self._layer_kwargs.items() if k not in ("device", "dtype")}
         for name in ("eval_mode", "gbp"):  # may have been changed after construction
             layer_args[name] = getattr(self.linear_layers[0], name)
+        layer_args.pop("noise", None)
+        if self.linear_layers[0].noise != "torch":  # absent by default: run folders from before the option match
+            layer_args["noise"] = self.linear_layers[0].noise
         return {"kind": self.kind, "sizes": list(self.sizes), "activation": self.activation,
                 "bias": self._bias, **layer_args}
 

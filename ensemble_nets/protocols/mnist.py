@@ -27,7 +27,7 @@ __all__ = ["TOP_LEVEL_KEYS", "TRAIN_KEYS", "resumed_config", "run_cell", "summar
 
 #: The knobs of an ExperimentConfig outside ``train``, and those inside it.
 TOP_LEVEL_KEYS = {"dataset", "data_root", "download", "n_train", "n_test", "model", "sizes", "activation", "m_std",
-                  "xi_max", "pi_init", "n_modes", "shared_modes", "scale_input"}
+                  "xi_max", "pi_init", "n_modes", "shared_modes", "scale_input", "noise"}
 TRAIN_KEYS = {"epochs", "batch_size", "lr", "lr_halve_every", "weight_decay", "decay", "decoupled_decay",
               "n_eval_networks", "seed", "device", "objective", "prior_pi", "prior_variance", "kl_weight",
               "lr_scales", "fused_step"}

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from torch import nn
 
 from ensemble_nets.data import DATASETS
-from ensemble_nets.layers import REFERENCE_M_STD
+from ensemble_nets.layers import NOISE_SOURCES, REFERENCE_M_STD
 from ensemble_nets.models import MODEL_KINDS, build_model
 from ensemble_nets.training.loop import TrainConfig
 
@@ -38,6 +38,7 @@ class ExperimentConfig:
     xi_max: float = 0.01  # init xi ~ xi_max * U(0, 1)
     pi_init: float = 0.0  # initial probability that a connection is absent
     decay_pi: bool = False  # ensembles: weight-decay pi as well as m and xi (the 2022 revision)
+    noise: str = "torch"  # ensembles: the mean-field noise, torch (torch.randn) | counter (compiled CPU kernel)
     n_modes: int = 30  # mdl: modes P per weight layer
     shared_modes: bool = True  # mdl: adjacent weight layers share the modes of the neuron layer between them
     scale_input: bool = False  # mdl: apply W / sqrt(N_in) (the reference has no such factor)
@@ -57,6 +58,11 @@ class ExperimentConfig:
             raise ValueError(f"m_std and xi_max must be >= 0, got {self.m_std}, {self.xi_max}")
         if not 0.0 <= self.pi_init <= 1.0:
             raise ValueError(f"pi_init must lie in [0, 1], got {self.pi_init}")
+        if self.noise not in NOISE_SOURCES:
+            raise ValueError(f"noise must be one of {NOISE_SOURCES}, got {self.noise!r}")
+        if self.noise != "torch" and self.model not in ("ensemble", "cnn"):
+            raise ValueError(f"noise={self.noise!r} is an option of the spike-and-slab models (ensemble, cnn); "
+                             f"model {self.model!r} draws no mean-field noise")
         if not (isinstance(self.n_modes, int) and self.n_modes >= 1):
             raise ValueError(f"n_modes must be a positive integer, got {self.n_modes!r}")
         self.sizes = tuple(self.sizes)
@@ -71,18 +77,21 @@ class ExperimentConfig:
     def build_model(self) -> nn.Module:
         """The model this configuration describes, freshly initialized."""
         if self.model == "ensemble":
-            args = {"m_std": self.m_std, "xi_max": self.xi_max, "pi_init": self.pi_init}
+            args = {"m_std": self.m_std, "xi_max": self.xi_max, "pi_init": self.pi_init, **self._noise_args()}
             if self.decay_pi:
                 args["decay_pi"] = True
         elif self.model in ("cnn", "cnn-plain"):  # LeNet-style, MNIST images (1, 28, 28): sizes unused
-            std = {"m_std": self.m_std, "xi_max": self.xi_max, "pi_init": self.pi_init} if self.model == "cnn" else {
-                "w_std": self.m_std}
+            std = {"m_std": self.m_std, "xi_max": self.xi_max, "pi_init": self.pi_init,
+                   **self._noise_args()} if self.model == "cnn" else {"w_std": self.m_std}
             return build_model({"kind": self.model, **std, **({"decay_pi": True} if self.decay_pi else {})})
         elif self.model == "mdl":
             args = {"n_modes": self.n_modes, "shared": self.shared_modes, "scale_input": self.scale_input}
         else:
             args = {"w_std": self.m_std}
         return build_model({"kind": self.model, "sizes": list(self.sizes), "activation": self.activation, **args})
+
+    def _noise_args(self) -> dict:
+        return {} if self.noise == "torch" else {"noise": self.noise}  # absent by default, as in model_args
 
     def to_dict(self) -> dict:
         return asdict(self)

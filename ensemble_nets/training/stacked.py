@@ -25,8 +25,9 @@ and, for convolutional stacks (``EnsembleCNN``, ``CNN``), inputs ``(K, B, C, *sp
     nn.Flatten       (K, B, C, *spatial) -> (K, B, C prod(spatial))
 
 The noise eps_k of a spike-and-slab layer comes from run k's own generator,
-drawn as ``torch.randn(B, N_out)``, exactly what the module draws from the
-global generator in :func:`~ensemble_nets.training.train`; so run k of a
+drawn from the layer's ``noise`` source as ``(B, N_out)`` (``torch.randn`` by
+default), exactly what the module draws from the global generator in
+:func:`~ensemble_nets.training.train`; so run k of a
 stack consumes the same random numbers, in the same order, as run k alone.
 The spike-and-slab pass is the layer's own hand-written gBP
 (:class:`~ensemble_nets.layers.spike_slab._MeanFieldFunction`, which takes a
@@ -52,6 +53,7 @@ from ensemble_nets.layers import (
 )
 from ensemble_nets.layers.base import project_counts_
 from ensemble_nets.layers.conv import _ConvMeanFieldFunction
+from ensemble_nets.layers.noise import standard_normal_
 from ensemble_nets.layers.spike_slab import _MeanFieldFunction, _fused_project_, fused_kernel
 
 __all__ = ["GROUPED_CONV_DEVICES", "StackedModel", "check_stackable", "stack_models", "structure_difference"]
@@ -95,12 +97,12 @@ def _prefixed(prefix: str, name: str) -> str:
 def _op_spike_slab(prefix, layer, names_of, compiled=False):
     pi, m, xi = (_prefixed(prefix, n) for n in ("pi", "m", "xi"))
     bias = _prefixed(prefix, "bias") if layer.bias is not None else None
-    floor, n_out = layer.floor, layer.out_features
+    floor, n_out, noise = layer.floor, layer.out_features, layer.noise
 
     def fn(x, params, generators):
         eps = x.new_empty(x.shape[0], x.shape[1], n_out)  # (K, B, N_out)
-        for eps_k, g in zip(eps, generators):  # run k's own stream: the numbers of torch.randn(B, N_out)
-            eps_k.normal_(generator=g)
+        for eps_k, g in zip(eps, generators):  # run k's own stream: the numbers run k alone draws
+            standard_normal_(eps_k, noise, generator=g)
         h = _MeanFieldFunction.apply(x, params[pi], params[m], params[xi], eps, floor, compiled)
         return h if bias is None else h + params[bias].unsqueeze(1)
 
@@ -187,7 +189,7 @@ def _op_spike_slab_conv(prefix, layer, names_of, compiled=False):
                    zip(xs.shape[2:], padding, dilation, layer.kernel_size, stride)]
             eps = x.new_empty(n_runs, x.shape[1], layer.out_channels, *out)  # run k's stream, as randn_like(h)
             for eps_k, g in zip(eps, generators):
-                eps_k.normal_(generator=g)
+                standard_normal_(eps_k, layer.noise, generator=g)
             h = _runs_first(_ConvMeanFieldFunction.apply(xs, mu_s.flatten(0, 1), var_s.flatten(0, 1),
                                                          _side_by_side(eps), floor_s, conv, stride, padding, dilation,
                                                          groups * n_runs), n_runs)
@@ -197,7 +199,7 @@ def _op_spike_slab_conv(prefix, layer, names_of, compiled=False):
         outs = []
         for k, x_k in enumerate(xs):
             h_k = _ConvMeanFieldFunction.apply(x_k, mu_s[k], var_s[k], None, floor_s, conv, stride, padding, dilation,
-                                               groups, generators[k])
+                                               groups, generators[k], layer.noise)
             outs.append(h_k if bias is None else h_k + params[bias][k].view(-1, *(1,) * n_dims))
         return outs
 
