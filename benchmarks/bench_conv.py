@@ -73,6 +73,7 @@ from pathlib import Path
 import torch
 
 import ensemble_nets as en
+from ensemble_nets.layers import NOISE_SOURCES
 from ensemble_nets.models import CNN, EnsembleCNN
 from ensemble_nets.training.loop import train_epoch
 from ensemble_nets.training.optim import lr_at, make_optimizer, resolve_device
@@ -256,7 +257,7 @@ def _race_entry(kind: str, settings: dict, device, x, y, seed: int):
     torch.manual_seed(seed)
     lr, batch_size, halve_every = settings["lr"], settings["batch_size"], settings["halve_every"]
     if kind == "ensemble":
-        model = EnsembleCNN().to(device)
+        model = EnsembleCNN(noise=settings.get("noise_source", "torch")).to(device)
         scale = settings.get("noise_lr_scale", 1.0)
         optimizer = make_optimizer(model, lr=lr, lr_scales=None if scale == 1.0 else {"pi": scale, "xi": scale})
 
@@ -380,7 +381,8 @@ def tune(args, device, data) -> dict:
             for point in itertools.product(*axes.values()):
                 values = dict(zip(axes, point))
                 label = " ".join([kind, *(f"{_LABEL[key]}={value:g}" for key, value in values.items())])
-                entries[label] = (kind, {**DEFAULT_SETTINGS[kind], "halve_every": TUNE_HALVE_EVERY, **values})
+                entries[label] = (kind, {**DEFAULT_SETTINGS[kind], "halve_every": TUNE_HALVE_EVERY, **values,
+                                         **({"noise_source": args.noise_source} if kind == "ensemble" else {})})
     result = race(args, device, data, entries, prune=True)
     fastest = {}
     for threshold in sorted({args.target, *args.tune_thresholds}):
@@ -508,6 +510,8 @@ def main(argv=None) -> dict:
     p.add_argument("--noise", nargs="+", metavar="METHOD=VALUE",
                    help="--race: override a method's noise knob (NOISE_KEY): the ensemble's pi/xi rate scale, "
                         "bayesian-torch's posterior rho init")
+    p.add_argument("--noise-source", choices=NOISE_SOURCES, default="torch",
+                   help="the ensemble's mean-field noise (layers.noise): torch.randn, or the counter kernel")
     p.add_argument("--seed", type=int, default=0, help="--race: seed of inits, data orders and draws")
     p.add_argument("--methods", nargs="+", choices=RACE_METHODS, default=list(RACE_METHODS),
                    help="--race: which methods run (default: all three)")
@@ -535,6 +539,7 @@ def main(argv=None) -> dict:
     noises = _parse_overrides(args.noise, float, "--noise")
     if noises.get("ensemble", 0.0) < 0 or not all(math.isfinite(v) for v in noises.values()):
         raise SystemExit(f"--noise: the ensemble's pi/xi rate scale must be >= 0 and every value finite, got {noises}")
+    base = {**base, "ensemble": {**base["ensemble"], "noise_source": args.noise_source}}
     args.settings_of = {kind: {**base[kind], **({"lr": lrs[kind]} if kind in lrs else {}),
                                **({"batch_size": batches[kind]} if kind in batches else {}),
                                **({NOISE_KEY[kind]: noises[kind]} if kind in noises else {})} for kind in RACE_METHODS}
@@ -554,8 +559,11 @@ def main(argv=None) -> dict:
     x, y = data.x_train.to(device), data.y_train.to(device)
 
     runners = {}
-    for name, build in (("plain CNN", CNN), ("ensemble CNN", EnsembleCNN),
-                        ("ensemble CNN, autograd gBP", lambda: EnsembleCNN(gbp="autograd"))):
+    builds = [("plain CNN", CNN), ("ensemble CNN", EnsembleCNN),
+              ("ensemble CNN, autograd gBP", lambda: EnsembleCNN(gbp="autograd"))]
+    if args.noise_source != "torch":
+        builds.append((f"ensemble CNN, {args.noise_source} noise", lambda: EnsembleCNN(noise=args.noise_source)))
+    for name, build in builds:
         torch.manual_seed(0)
         model = build().to(device)
         optimizer = make_optimizer(model, lr=0.03)

@@ -232,9 +232,10 @@ def plot_widths(frame, *, ax=None, target: float = 2.2):
     from ensemble_nets.plotting.style import subplots
 
     if ax is None:
-        _, ax = subplots(1, 1, width=1.0)
+        _, ax = subplots(1, 1, width=2.0, aspect=0.45)
     names = {"manual": "manual gBP, AdamW", "compiled": "compiled gBP, AdamW",
              "manual fused": "manual gBP, fused step", "compiled fused": "compiled gBP, fused step",
+             "manual counter": "manual gBP, AdamW, counter noise",
              "manual fused counter": "manual gBP, fused step, counter noise",
              "compiled fused counter": "compiled gBP, fused step, counter noise"}
     for variant, rows in frame.groupby("variant", sort=False):
@@ -246,8 +247,9 @@ def plot_widths(frame, *, ax=None, target: float = 2.2):
     ax.set(xscale="log", xlabel="width N (784-N-N-10)", ylabel="ensemble epoch / plain epoch",
            xticks=sorted(frame["width"].unique()))
     ax.set_xticklabels([str(w) for w in sorted(frame["width"].unique())])
-    ax.set_ylim(1.9, max(2.35, float(frame[["ratio", "paired"]].max().max())) + 0.25)
-    ax.legend(fontsize=6, ncols=2, loc="upper center")  # above the curves, which stay below 2.8
+    ax.set_ylim(min(1.9, float(frame[["ratio", "paired"]].min().min()) - 0.05),
+                max(2.35, float(frame[["ratio", "paired"]].max().max())) + 0.05)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the axes
     return ax
 
 

@@ -207,3 +207,36 @@ def test_train_many_with_counter_noise_equals_train():
             assert torch.allclose(p, q, rtol=1e-4, atol=1e-5)
         assert a.history[-1]["train_loss"] == pytest.approx(b.history[-1]["train_loss"], rel=1e-4)
     assert alone[0].model.linear_layers[0].noise == "counter"
+
+
+def test_counter_noise_resumes_exactly_and_is_recorded(tmp_path):
+    """The keys come from the checkpointed generator: a cut and resumed run is the uninterrupted one, bit for bit;
+    the run folder records the source, and resuming with the other one is refused."""
+    data = en.load_dataset("mnist5k", None, download=False).subset(n_train=300, n_test=100)
+
+    def model(noise="counter"):
+        torch.manual_seed(0)
+        return en.EnsembleMLP((784, 16, 10), noise=noise)
+
+    fast = dict(batch_size=100, lr=0.02, n_eval_networks=2, device="cpu")
+    full = en.train(model(), data, en.TrainConfig(epochs=3, **fast), run_dir=tmp_path / "full", progress=False)
+    en.train(model(), data, en.TrainConfig(epochs=1, **fast), run_dir=tmp_path / "cut", progress=False)
+    resumed = en.train(model(), data, en.TrainConfig(epochs=3, **fast), run_dir=tmp_path / "cut", resume=True,
+                       progress=False)
+    for p, q in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q)
+    model_loaded, _, _ = en.load_run(tmp_path / "cut")
+    assert model_loaded.linear_layers[0].noise == "counter"
+    with pytest.raises(ValueError, match="noise"):
+        en.train(model("torch"), data, en.TrainConfig(epochs=4, **fast), run_dir=tmp_path / "cut", resume=True,
+                 progress=False)
+
+
+def test_experiment_config_takes_the_source():
+    config = en.ExperimentConfig(model="ensemble", noise="counter", sizes=(784, 8, 10))
+    assert config.build_model().linear_layers[0].noise == "counter"
+    assert "noise" not in en.ExperimentConfig(model="ensemble").build_model().model_args  # old folders match
+    with pytest.raises(ValueError, match="spike-and-slab models"):
+        en.ExperimentConfig(model="mlp", noise="counter")
+    with pytest.raises(ValueError, match="noise must be one of"):
+        en.ExperimentConfig(model="ensemble", noise="fast")
