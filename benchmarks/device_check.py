@@ -10,6 +10,8 @@ writes one JSON per part under ``--out`` (default ``benchmarks/results/device``)
 
    - ``SpikeSlabLinear`` and ``SpikeSlabConv2d``: forward and gradients on the device against the
      CPU, the same noise given (the hand-written gBP, on both);
+   - ``noise="counter"``: the generator on the device (torch operations) against the CPU's (the C kernel),
+     and a layer's output and gradients;
    - ``SpikeSlabAdamW`` (``fused_step``, compiled by torch.compile, triton on CUDA) against AdamW
      followed by ``project_``, three steps;
    - ``train_many`` on a small CNN (the grouped-convolution path, the one meant for GPUs) against
@@ -75,6 +77,28 @@ def check_layers(device: torch.device) -> dict:
         results.append([h, *torch.autograd.grad(h, (xd, mu, var), g.to(dev))])
     out["conv_max_abs_diff"] = _max_diff(*results)
     out["ok"] = out["linear_max_abs_diff"] < 1e-9 and out["conv_max_abs_diff"] < 1e-9
+    return out
+
+
+def check_counter_noise(device: torch.device) -> dict:
+    """``noise="counter"`` on ``device``: the generator (torch operations there) against the CPU's, same key,
+    and a float32 layer's output and gradients on the device against the CPU's (the kernel there), same seed."""
+    from ensemble_nets.layers import noise
+
+    out = {"stream_max_abs_diff": _max_diff([noise.counter_normal(100_003, 12345, device=device)],
+                                            [noise.counter_normal(100_003, 12345)])}
+    layer = en.SpikeSlabLinear(30, 7, noise="counter", pi_init=0.2, xi_max=0.05)
+    x = torch.rand(16, 30)
+    results = []
+    for dev in (torch.device("cpu"), device):
+        moved = en.SpikeSlabLinear(30, 7, noise="counter").to(dev)
+        moved.load_state_dict(layer.state_dict())
+        xd = x.to(dev).requires_grad_()
+        torch.manual_seed(3)  # the key comes from the CPU generator on every device
+        h = moved(xd)
+        results.append([h, *torch.autograd.grad(h.square().sum(), (xd, moved.pi, moved.m, moved.xi))])
+    out["layer_max_abs_diff"] = _max_diff(*results)
+    out["ok"] = out["stream_max_abs_diff"] < 1e-4 and out["layer_max_abs_diff"] < 1e-3
     return out
 
 
@@ -164,7 +188,8 @@ def main(argv=None) -> int:
     report = {"device": str(device), "torch": torch.__version__,
               "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     failed = False
-    for name, check in (("layers", lambda: check_layers(device)), ("fused_step", lambda: check_fused_step(device)),
+    for name, check in (("layers", lambda: check_layers(device)), ("counter_noise", lambda: check_counter_noise(device)),
+                        ("fused_step", lambda: check_fused_step(device)),
                         ("train_many_cnn", lambda: check_train_many_cnn(device, args.quick))):
         try:
             report[name] = check()
@@ -177,7 +202,7 @@ def main(argv=None) -> int:
         dev = str(device)
         benches = {
             "epoch": (["benchmarks/bench_epoch.py", "--device", dev, "--widths", "100", "400", "1600", "--repeats",
-                       "3", "--gbp", "manual", "compiled", "--fused-step", "--no-numpy", "--data-root",
+                       "3", "--gbp", "manual", "compiled", "--fused-step", "--noise", "torch", "counter", "--no-numpy", "--data-root",
                        args.data_root, "--json", str(args.out / "epoch_width.json")], 150),
             "many": (["benchmarks/bench_many.py", "--device", dev, "--ks", "1", "8", "32", "--repeats", "2",
                       "--models", "ensemble 784-50-50-10", "mdl 784-25-25-10 P=8", "ensemble cnn",
