@@ -19,20 +19,20 @@ position in a convolution) and uses it as::
     pairs and ``j < P``::
 
         z_j      = splitmix64_output(state = (key + j) * 0x9E3779B97F4A7C15)
-        u1, u2   = (z_j[40:64] + 1/2) / 2^24,  z_j[0:24] / 2^24          (24 bits each)
+        u1, u2   = (z_j[40:64] + 1) / 2^24,  z_j[0:24] / 2^24            (24 bits each; exact in float32)
         eps_j     = sqrt(-2 log u1) cos(2 pi u2)                           (elements 0 .. P-1)
         eps_{P+j} = sqrt(-2 log u1) sin(2 pi u2)                           (elements P .. n-1)
 
-    Exact standard normals up to the 24-bit grid (|eps| <= 5.89: a tail of mass 4e-9 is cut). Each
-    call takes its key from torch's global generator (one 64-bit draw), so ``torch.manual_seed``
-    and the checkpointed generator state govern it like any other draw, and a resumed run draws
-    the same noise. On a CPU with a C compiler the draw and the arithmetic above are one pass of a
+    Exact standard normals up to the 24-bit grid (u1 in (0, 1], so |eps| <= 5.77: a tail of mass
+    8e-9 is cut). Each call takes its key from the default generator of the output's device (one
+    64-bit draw; or from the generator it is given), so ``torch.manual_seed`` and the checkpointed
+    generator state govern it like any other draw, and a resumed run draws the same noise. On a CPU with a C compiler the draw and the arithmetic above are one pass of a
     small C kernel (vectorized, on ``torch.get_num_threads()`` threads): about 0.2 ms per 200,000
     normals on one thread, 0.1 on two. Elsewhere (CUDA, float64, no compiler) the same generator
     runs as torch operations (:func:`counter_normal`); the two agree to float rounding (a test).
 
 The kernel is built on first use with the system's C compiler (``$CC``, else ``cc``) into the cache
-folder (:func:`ensemble_nets.data.cache.cache_dir`), keyed by its source, flags and CPU; about a
+folder (:func:`ensemble_nets.data.cache.cache_dir`), keyed by its source, flags, compiler and CPU; about a
 second. ``ENSEMBLE_NETS_NO_KERNEL=1`` turns it off. Where it cannot be built, one warning says why
 and the torch-operations version runs instead.
 """
@@ -77,30 +77,34 @@ def _logical_shift(z: torch.Tensor, bits: int) -> torch.Tensor:
     return (z >> bits) & ((1 << (64 - bits)) - 1)
 
 
-def draw_key(generator: torch.Generator | None = None) -> int:
-    """One 62-bit key from ``generator`` (default: torch's global CPU generator)."""
-    device = generator.device if generator is not None else "cpu"
-    return int(torch.randint(0, 1 << _KEY_BITS, (), dtype=torch.int64, generator=generator, device=device))
+def draw_key(generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+    """One 62-bit key, a 0-d int64 tensor on ``device`` (no host sync on CUDA), from ``generator``
+    (default: the default generator of ``device``, the one ``torch.randn`` on that device draws from)."""
+    device = generator.device if generator is not None else torch.device(device)
+    return torch.randint(0, 1 << _KEY_BITS, (), dtype=torch.int64, generator=generator, device=device)
 
 
-def counter_normal(n: int, key: int, *, dtype: torch.dtype = torch.float32,
+def counter_normal(n: int, key: int | torch.Tensor, *, dtype: torch.dtype = torch.float32,
                    device: torch.device | str | None = None) -> torch.Tensor:
     """The ``n`` standard normals of the counter source under ``key``, by torch operations (any device).
 
     :param n: (int) How many.
-    :param key: (int) The stream, in [0, 2^62).
+    :param key: (int or 0-d int64 tensor) The stream, in [0, 2^62).
     :returns: (Tensor) Shape ``(n,)``; elements ``0..P-1`` are the cosines, ``P..n-1`` the sines
         (``P = ceil(n / 2)``), as in the module docstring.
     """
-    if not 0 <= key < 1 << _KEY_BITS:
+    if isinstance(key, int) and not 0 <= key < 1 << _KEY_BITS:
         raise ValueError(f"key must be in [0, 2**{_KEY_BITS}), got {key}")
+    if isinstance(key, torch.Tensor):
+        device = key.device if device is None else device
+        key = key.to(device)
     pairs = (n + 1) // 2
     z = (torch.arange(pairs, dtype=torch.int64, device=device) + key) * _signed(_GAMMA)
     z = (z ^ _logical_shift(z, 30)) * _signed(_MIX1)
     z = (z ^ _logical_shift(z, 27)) * _signed(_MIX2)
     z = z ^ _logical_shift(z, 31)
     work = torch.float64 if dtype == torch.float64 else torch.float32
-    u1 = (_logical_shift(z, 40).to(work) + 0.5) * 2.0 ** -24
+    u1 = (_logical_shift(z, 40).to(work) + 1.0) * 2.0 ** -24
     u2 = (z & 0xFFFFFF).to(work) * 2.0 ** -24
     radius, angle = torch.sqrt(-2.0 * torch.log(u1)), (2.0 * math.pi) * u2
     return torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)])[:n].to(dtype)
@@ -121,7 +125,7 @@ static void pairs(uint64_t key, int64_t j0, float *restrict r, float *restrict c
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
         z ^= z >> 31;
-        const float u1 = ((float)(uint32_t)(z >> 40) + 0.5f) * (1.0f / 16777216.0f);
+        const float u1 = ((float)(uint32_t)(z >> 40) + 1.0f) * (1.0f / 16777216.0f);
         const float u2 = (float)(uint32_t)(z & 0xFFFFFFu) * (1.0f / 16777216.0f);
         r[i] = sqrtf(-2.0f * logf(u1));
         s[i] = 6.28318530717958648f * u2;
@@ -173,6 +177,13 @@ def _compiler() -> str | None:
     return None
 
 
+def _compiler_version(compiler: str) -> str:
+    try:
+        return subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    except OSError:
+        return ""
+
+
 def _cpu_signature() -> str:
     """What the built code may assume of the CPU (``-march=native``): the flags line where there is one."""
     try:
@@ -184,13 +195,15 @@ def _cpu_signature() -> str:
     return platform.processor() or platform.machine()
 
 
-#: Tried in order: vectorized log/cos/sin from glibc's libmvec, then without the CPU's own
-#: instructions, then plain C (correct everywhere, slower).
+#: Tried in order: vectorized log/cos/sin from glibc's libmvec with the CPU's own instructions (on x86 without
+#: reciprocal approximations, which would turn eps / sqrt(0) into NaN instead of inf), then without
+#: x86's options, then without libmvec, then plain C (correct everywhere, slower).
+_MVEC_LINK = ["-fopenmp", "-lmvec", "-lm", "-Wl,-z,defs"]
 _BUILDS = (
-    (["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp"],
-     ["-fopenmp", "-lmvec", "-lm", "-Wl,-z,defs"]),
-    (["-O3", "-march=native", "-ffast-math", "-fopenmp"], ["-fopenmp", "-lmvec", "-lm", "-Wl,-z,defs"]),
-    (["-O3", "-ffast-math", "-fopenmp"], ["-fopenmp", "-lmvec", "-lm", "-Wl,-z,defs"]),
+    (["-O3", "-march=native", "-mprefer-vector-width=512", "-mno-recip", "-ffast-math", "-fopenmp"], _MVEC_LINK),
+    (["-O3", "-march=native", "-mno-recip", "-ffast-math", "-fopenmp"], _MVEC_LINK),
+    (["-O3", "-march=native", "-ffast-math", "-fopenmp"], _MVEC_LINK),
+    (["-O3", "-ffast-math", "-fopenmp"], ["-fopenmp", "-lm", "-Wl,-z,defs"]),
     (["-O3", "-fopenmp"], ["-fopenmp", "-lm"]),
     (["-O3"], ["-lm"]),
 )
@@ -241,7 +254,8 @@ def _kernel():
                           "as torch operations (same numbers, slower). Install a compiler for the fast kernel.",
                           RuntimeWarning, stacklevel=3)
         else:
-            tag = hashlib.sha256("\0".join([_SOURCE, compiler, _cpu_signature(), sys.platform]).encode())
+            tag = hashlib.sha256("\0".join([_SOURCE, repr(_BUILDS), compiler, _compiler_version(compiler),
+                                             _cpu_signature(), sys.platform]).encode())
             target = cache_dir() / "kernels" / f"counter_noise-{tag.hexdigest()[:16]}.so"
             try:
                 lib = _load(compiler, target)
@@ -268,9 +282,10 @@ def standard_normal_(out: torch.Tensor, noise: str = "torch", *,
         return out.normal_(generator=generator)  # the stream of torch.randn_like
     if noise not in NOISE_SOURCES:
         raise ValueError(f"noise must be one of {NOISE_SOURCES}, got {noise!r}")
-    key = draw_key(generator)
+    key = draw_key(generator, out.device)
     if _kernel_applies(out) and (lib := _kernel()) is not None:
-        lib.en_noisy_output(None, out.data_ptr(), out.numel(), key, 0.0, 1.0, torch.get_num_threads())
+        lib.en_noisy_output(None, out.data_ptr(), out.numel(), int(key), 0.0, 1.0, torch.get_num_threads())
+        torch.autograd.graph.increment_version(out)  # written behind autograd's back
         return out
     return out.copy_(counter_normal(out.numel(), key, dtype=out.dtype, device=out.device).view(out.shape))
 
@@ -301,8 +316,9 @@ def noisy_output_(mean: torch.Tensor, s: torch.Tensor, *, floor: float = 0.0, sc
     if noise not in NOISE_SOURCES:
         raise ValueError(f"noise must be one of {NOISE_SOURCES}, got {noise!r}")
     if eps is None and noise == "counter" and _kernel_applies(mean, s) and (lib := _kernel()) is not None:
-        lib.en_noisy_output(mean.data_ptr(), s.data_ptr(), mean.numel(), draw_key(generator), floor, scale,
+        lib.en_noisy_output(mean.data_ptr(), s.data_ptr(), mean.numel(), int(draw_key(generator)), floor, scale,
                             torch.get_num_threads())
+        torch.autograd.graph.increment_version((mean, s))  # written behind autograd's back
         return mean, s
     if eps is None:
         eps = standard_normal(mean, noise, generator=generator)

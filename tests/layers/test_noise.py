@@ -82,6 +82,26 @@ def test_kernel_noisy_output_is_the_formula(kernel, threads):
     assert torch.allclose(eps_over_delta, eps / delta, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("n", [64, 1000])
+def test_zero_variance_gives_inf_not_nan(n):
+    """eps / sqrt(0) is +-inf on both paths (a reciprocal-square-root approximation would give NaN)."""
+    for source in NOISE_SOURCES:
+        torch.manual_seed(0)
+        h, ratio = noise.noisy_output_(torch.ones(n), torch.zeros(n), noise=source)
+        assert torch.equal(h, torch.ones(n))
+        assert not ratio.isnan().any() and ratio.isinf().sum() >= n - 1, source
+
+
+def test_kernel_writes_are_seen_by_autograd(kernel):
+    a = torch.rand(10, requires_grad=True)
+    mean = a * 2
+    loss = (mean * mean).sum()
+    with torch.no_grad():
+        noise.noisy_output_(mean, torch.rand(10), noise="counter")
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 def test_without_kernel_the_same_numbers(no_kernel):
     torch.manual_seed(4)
     drawn = noise.standard_normal(torch.empty(3, 5), "counter")
