@@ -1,7 +1,10 @@
 """benchmarks/bench_noise.py: the side-by-side timing and the training control run, tiny."""
+import pytest
+
 from tests.common import load_script
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the control's fused step: torch.compile's imports
 def test_tiny_timing_and_control(tmp_path):
     bench = load_script("bench_noise", "benchmarks")
     out = tmp_path / "noise.json"
