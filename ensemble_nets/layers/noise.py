@@ -243,6 +243,8 @@ def _load(compiler: str, target: Path) -> ctypes.CDLL:
 
 def _kernel():
     """The loaded kernel, built on first use; ``None`` where it is turned off or cannot be built."""
+    if "lib" in _kernel_state:  # every call after the first: no lock on the training step's path
+        return _kernel_state["lib"]
     with _kernel_lock:
         if "lib" in _kernel_state:
             return _kernel_state["lib"]
@@ -251,7 +253,7 @@ def _kernel():
             pass
         elif (compiler := _compiler()) is None:
             warnings.warn("noise='counter': no C compiler found ($CC, cc, gcc, clang); the counter noise runs "
-                          "as torch operations (same numbers, slower). Install a compiler for the fast kernel.",
+                          "as torch operations (same numbers to float rounding, slower). Install a compiler for the fast kernel.",
                           RuntimeWarning, stacklevel=3)
         else:
             tag = hashlib.sha256("\0".join([_SOURCE, repr(_BUILDS), compiler, _compiler_version(compiler),
@@ -265,7 +267,7 @@ def _kernel():
             except (OSError, RuntimeError, AttributeError) as error:
                 lib = None
                 warnings.warn(f"noise='counter': the C kernel could not be built or loaded ({error}); the counter "
-                              f"noise runs as torch operations (same numbers, slower). Set {NO_KERNEL_ENV}=1 to "
+                              f"noise runs as torch operations (same numbers to float rounding, slower). Set {NO_KERNEL_ENV}=1 to "
                               f"silence this.", RuntimeWarning, stacklevel=3)
         _kernel_state["lib"] = lib
         return lib
