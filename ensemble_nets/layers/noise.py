@@ -26,9 +26,10 @@ position in a convolution) and uses it as::
     Exact standard normals up to the 24-bit grid (u1 in (0, 1], so |eps| <= 5.77: a tail of mass
     8e-9 is cut). Each call takes its key from the default generator of the output's device (one
     64-bit draw; or from the generator it is given), so ``torch.manual_seed`` and the checkpointed
-    generator state govern it like any other draw, and a resumed run draws the same noise. On a CPU with a C compiler the draw and the arithmetic above are one pass of a
-    small C kernel (vectorized, on ``torch.get_num_threads()`` threads): about 0.2 ms per 200,000
-    normals on one thread, 0.1 on two. Elsewhere (CUDA, float64, no compiler) the same generator
+    generator state govern it like any other draw, and a resumed run draws the same noise. On a CPU
+    with a C compiler the draw and the arithmetic above are one pass of a small C kernel (vectorized,
+    on ``torch.get_num_threads()`` threads): about 0.2 ms per 200,000 normals on one thread, 0.1 on
+    two (``benchmarks/bench_noise.py``). Elsewhere (CUDA, float64, no compiler) the same generator
     runs as torch operations (:func:`counter_normal`); the two agree to float rounding (a test).
 
 The kernel is built on first use with the system's C compiler (``$CC``, else ``cc``) into the cache
@@ -253,7 +254,8 @@ def _kernel():
             pass
         elif (compiler := _compiler()) is None:
             warnings.warn("noise='counter': no C compiler found ($CC, cc, gcc, clang); the counter noise runs "
-                          "as torch operations (same numbers to float rounding, slower). Install a compiler for the fast kernel.",
+                          "as torch operations (same numbers to float rounding, slower). Install a compiler "
+                          "for the fast kernel.",
                           RuntimeWarning, stacklevel=3)
         else:
             tag = hashlib.sha256("\0".join([_SOURCE, repr(_BUILDS), compiler, _compiler_version(compiler),
@@ -267,8 +269,8 @@ def _kernel():
             except (OSError, RuntimeError, AttributeError) as error:
                 lib = None
                 warnings.warn(f"noise='counter': the C kernel could not be built or loaded ({error}); the counter "
-                              f"noise runs as torch operations (same numbers to float rounding, slower). Set {NO_KERNEL_ENV}=1 to "
-                              f"silence this.", RuntimeWarning, stacklevel=3)
+                              f"noise runs as torch operations (same numbers to float rounding, slower). "
+                              f"Set {NO_KERNEL_ENV}=1 to silence this.", RuntimeWarning, stacklevel=3)
         _kernel_state["lib"] = lib
         return lib
 

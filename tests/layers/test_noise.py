@@ -130,7 +130,8 @@ def test_draws_follow_the_seed_and_the_given_generator():
     assert not torch.allclose(a, b)
     g = torch.Generator().manual_seed(1)
     c = noise.standard_normal(torch.empty(500), "counter", generator=g)
-    assert torch.equal(c, noise.standard_normal(torch.empty(500), "counter", generator=torch.Generator().manual_seed(1)))
+    again = noise.standard_normal(torch.empty(500), "counter", generator=torch.Generator().manual_seed(1))
+    assert torch.equal(c, again)
 
 
 def test_a_corrupt_cached_kernel_is_rebuilt(tmp_path, monkeypatch):
