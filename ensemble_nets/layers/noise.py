@@ -56,7 +56,7 @@ import torch
 
 from ensemble_nets.data.cache import cache_dir
 
-__all__ = ["NOISE_SOURCES", "counter_normal", "draw_key", "noisy_output_", "standard_normal",
+__all__ = ["NOISE_SOURCES", "counter_normal", "draw_key", "noise_args", "noisy_output_", "standard_normal",
            "standard_normal_"]
 
 #: Where the mean-field noise comes from (see the module docstring).
@@ -66,6 +66,12 @@ NO_KERNEL_ENV = "ENSEMBLE_NETS_NO_KERNEL"
 
 _GAMMA, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 _KEY_BITS = 62
+
+
+def noise_args(source: str) -> dict:
+    """The source as a model or layer argument: ``{}`` for the default ``"torch"``, so that configs and
+    run folders written before the option existed still match, else ``{"noise": source}``."""
+    return {} if source == "torch" else {"noise": source}
 
 
 def _signed(value: int) -> int:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ensemble_nets.layers import ScaledConv2d, ScaledLinear, SpikeSlabConv2d, SpikeSlabLinear
+from ensemble_nets.layers.noise import noise_args
 from ensemble_nets.models.convert import mean_network, sample_network
 
 __all__ = ["CNN", "ConvStack", "EnsembleCNN"]
@@ -112,8 +113,7 @@ class EnsembleCNN(ConvStack):
         layer_args = {k: v for k, v in self._layer_kwargs.items() if k not in ("device", "dtype")}
         layer_args["eval_mode"] = self[0].eval_mode  # may have been changed after construction
         layer_args.pop("noise", None)
-        if self[0].noise != "torch":  # absent by default: run folders from before the option match
-            layer_args["noise"] = self[0].noise
+        layer_args.update(noise_args(self[0].noise))
         return {"kind": self.kind, **self._geometry(), "bias": self._bias, **layer_args}
 
     @property

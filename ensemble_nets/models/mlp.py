@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ensemble_nets.layers import REFERENCE_M_STD, ScaledLinear, SpikeSlabLinear
+from ensemble_nets.layers.noise import noise_args
 from ensemble_nets.models.convert import mean_network, replace_modules, sample_network
 
 __all__ = ["ACTIVATIONS", "EnsembleMLP", "LayerStack", "MLP"]
@@ -120,8 +121,7 @@ class EnsembleMLP(LayerStack):
         for name in ("eval_mode", "gbp"):  # may have been changed after construction
             layer_args[name] = getattr(self.linear_layers[0], name)
         layer_args.pop("noise", None)
-        if self.linear_layers[0].noise != "torch":  # absent by default: run folders from before the option match
-            layer_args["noise"] = self.linear_layers[0].noise
+        layer_args.update(noise_args(self.linear_layers[0].noise))
         return {"kind": self.kind, "sizes": list(self.sizes), "activation": self.activation,
                 "bias": self._bias, **layer_args}
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from ensemble_nets.data import DATASETS
 from ensemble_nets.layers import NOISE_SOURCES, REFERENCE_M_STD
+from ensemble_nets.layers.noise import noise_args
 from ensemble_nets.models import MODEL_KINDS, build_model
 from ensemble_nets.training.loop import TrainConfig
 
@@ -77,21 +78,18 @@ class ExperimentConfig:
     def build_model(self) -> nn.Module:
         """The model this configuration describes, freshly initialized."""
         if self.model == "ensemble":
-            args = {"m_std": self.m_std, "xi_max": self.xi_max, "pi_init": self.pi_init, **self._noise_args()}
+            args = {"m_std": self.m_std, "xi_max": self.xi_max, "pi_init": self.pi_init, **noise_args(self.noise)}
             if self.decay_pi:
                 args["decay_pi"] = True
         elif self.model in ("cnn", "cnn-plain"):  # LeNet-style, MNIST images (1, 28, 28): sizes unused
             std = {"m_std": self.m_std, "xi_max": self.xi_max, "pi_init": self.pi_init,
-                   **self._noise_args()} if self.model == "cnn" else {"w_std": self.m_std}
+                   **noise_args(self.noise)} if self.model == "cnn" else {"w_std": self.m_std}
             return build_model({"kind": self.model, **std, **({"decay_pi": True} if self.decay_pi else {})})
         elif self.model == "mdl":
             args = {"n_modes": self.n_modes, "shared": self.shared_modes, "scale_input": self.scale_input}
         else:
             args = {"w_std": self.m_std}
         return build_model({"kind": self.model, "sizes": list(self.sizes), "activation": self.activation, **args})
-
-    def _noise_args(self) -> dict:
-        return {} if self.noise == "torch" else {"noise": self.noise}  # absent by default, as in model_args
 
     def to_dict(self) -> dict:
         return asdict(self)
