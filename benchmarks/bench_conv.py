@@ -430,6 +430,72 @@ def sampled_gap(args, device, data) -> dict:
             "settings": settings, "n_train": x.shape[0], "n_test": x_test.shape[0], "epochs": rows}
 
 
+#: Profiler op names, by the part of the step they belong to (anything else is "other").
+COST_PARTS = {"convolutions": ("convolution",), "max pooling": ("max_pool",)}
+
+
+def _cost_split(train, x, y, n_profile: int, generator) -> dict[str, float]:
+    """Self CPU milliseconds per 1,000 training examples of one method, by :data:`COST_PARTS` (and "other")."""
+    from torch.profiler import ProfilerActivity, profile
+
+    train(x[:n_profile], y[:n_profile], 0, generator)  # warm-up (allocator, kernel build, first-call costs)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train(x[:n_profile], y[:n_profile], 0, generator)
+    split = {part: 0.0 for part in (*COST_PARTS, "other")}
+    for event in prof.key_averages():
+        part = next((p for p, keys in COST_PARTS.items() if any(k in event.key for k in keys)), "other")
+        split[part] += event.self_cpu_time_total / 1e3 * 1000 / n_profile
+    split["total"] = sum(split.values())
+    return split
+
+
+def cost_floor(args, device, data) -> dict:
+    """Where each method's training time goes, and the least the ensemble's epoch can cost against the peer's.
+
+    The mean-field pass needs the peer's convolutions twice (forward: conv(x, mu) and conv(x^2, var);
+    backward: both weight gradients and both input gradients), so even with every other cost equal to the
+    peer's, ``floor = (peer total + ensemble convolutions - peer convolutions) / peer total``. With race results
+    (``--floor-of``), the ensemble's time to target at that floor, against the peer's:
+    ``ensemble epochs x floor / peer epochs`` (below 1: the ensemble could win that race).
+    """
+    import json
+
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    n_profile = min(args.n_profile, x.shape[0])
+    kinds = [kind for kind in ("ensemble", "reparameterization") if kind in args.methods]
+    if "reparameterization" in kinds and not _have_bayesian_torch():
+        kinds.remove("reparameterization")
+    splits = {}
+    for kind in kinds:
+        train, _, _ = _race_entry(kind, args.settings_of[kind], device, x, y, args.seed)
+        splits[kind] = _cost_split(train, x, y, n_profile, torch.Generator().manual_seed(args.seed))
+    print(f"self CPU ms per 1,000 training examples ({torch.get_num_threads()} threads, profiled on {n_profile}):")
+    print(f"  {'method':<20}" + "".join(f"{part:>14}" for part in splits[kinds[0]]))
+    for kind, split in splits.items():
+        print(f"  {kind:<20}" + "".join(f"{value:>14.1f}" for value in split.values()))
+    result = {"mode": "cost_floor", "device": str(device), "threads": torch.get_num_threads(), "seed": args.seed,
+              "n_profile": n_profile, "settings": {k: args.settings_of[k] for k in kinds}, "ms_per_1000": splits}
+    if len(splits) == 2:
+        ens, peer = splits["ensemble"], splits["reparameterization"]
+        result["ratio"] = ens["total"] / peer["total"]
+        result["floor"] = (peer["total"] + ens["convolutions"] - peer["convolutions"]) / peer["total"]
+        print(f"ensemble / reparameterization per example: measured {result['ratio']:.2f}; floor (every cost "
+              f"but the convolutions the peer's) {result['floor']:.2f}")
+        bounds = []
+        for path in args.floor_of or ():
+            methods = {e["method"]: e for e in json.loads(Path(path).read_text())["methods"].values()}
+            ens_at, peer_at = methods["ensemble"]["reached_at_epoch"], methods["reparameterization"]["reached_at_epoch"]
+            if ens_at is None or peer_at is None:
+                print(f"  {path}: a method did not reach the target; left out")
+                continue
+            bounds.append({"race": str(path), "ensemble_epochs": ens_at, "peer_epochs": peer_at,
+                           "time_ratio_at_floor": ens_at * result["floor"] / peer_at})
+            print(f"  {path}: epochs {ens_at:g} against {peer_at:g}; ensemble / peer time at the floor "
+                  f"{bounds[-1]['time_ratio_at_floor']:.2f}")
+        result["races"] = bounds
+    return result
+
+
 def race_table(paths) -> "pd.DataFrame":
     """One row per (race file, method, evaluation): seed, method, epoch, training seconds so far, accuracy."""
     import json
@@ -521,6 +587,12 @@ def main(argv=None) -> dict:
     p.add_argument("--sampled-gap", action="store_true",
                    help="the ensemble alone: mean network, mean-field pass and --draws sampled networks per epoch")
     p.add_argument("--draws", type=int, default=5, help="--sampled-gap: sampled networks scored per epoch")
+    p.add_argument("--cost-floor", action="store_true",
+                   help="profile the ensemble and the reparameterization CNN at their race settings: time per "
+                        "example in convolutions, pooling and the rest, and the least ensemble / peer ratio")
+    p.add_argument("--n-profile", type=int, default=1000, help="--cost-floor: training examples profiled")
+    p.add_argument("--floor-of", nargs="+", metavar="RACE_JSON",
+                   help="--cost-floor: each race's ensemble / peer time had the ensemble's epoch cost the floor")
     p.add_argument("--plot", nargs="+", metavar="RACE_JSON",
                    help="draw the races of these --race results (accuracy against seconds; seconds to target) to --out")
     p.add_argument("--out", default="figures/conv_race.png", help="--plot: the figure file (.png; a .pdf beside it)")
@@ -534,6 +606,8 @@ def main(argv=None) -> dict:
         return {"mode": "plot", "out": str(paths[0])}
     if args.evals_per_epoch < 1:
         raise SystemExit(f"--evals-per-epoch must be >= 1, got {args.evals_per_epoch}")
+    if args.n_profile < 1:
+        raise SystemExit(f"--n-profile must be >= 1, got {args.n_profile}")
     base = TUNED_SETTINGS if args.settings == "tuned" else DEFAULT_SETTINGS
     lrs, batches = _parse_overrides(args.lr, float, "--lr"), _parse_overrides(args.batch, int, "--batch")
     noises = _parse_overrides(args.noise, float, "--noise")
@@ -548,9 +622,9 @@ def main(argv=None) -> dict:
     device = resolve_device(args.device)
     data = en.load_dataset("mnist5k", args.data_root, download=False, shape="image")
     data = data.subset(n_train=args.n_train, n_test=args.n_test)
-    if args.race or args.tune or args.sampled_gap:
+    if args.race or args.tune or args.sampled_gap or args.cost_floor:
         result = (tune(args, device, data) if args.tune else sampled_gap(args, device, data) if args.sampled_gap
-                  else race(args, device, data))
+                  else cost_floor(args, device, data) if args.cost_floor else race(args, device, data))
         if args.json:
             from ensemble_nets.training.runs import write_json
 

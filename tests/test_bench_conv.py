@@ -134,3 +134,29 @@ def test_plot_draws_the_stored_races(tmp_path):
     assert _bench().main(["--plot", *map(str, races), "--out", str(out)])["out"] == str(out) and out.stat().st_size > 0
     with pytest.raises(SystemExit, match="not a --race result"):
         _bench().main(["--plot", str(results / "conv_tune4_cpu_s0.json"), "--out", str(out)])
+
+
+def test_cost_floor_splits_each_methods_time_and_bounds_the_race(mnist_root, tmp_path):
+    pytest.importorskip("bayesian_torch.layers")
+    bench = _bench()
+    race_json = tmp_path / "race.json"
+    bench.main([*TINY, "--data-root", str(mnist_root), "--target", "0.0", "--json", str(race_json)])
+    result = bench.main([*TINY[1:], "--cost-floor", "--n-profile", "40", "--data-root", str(mnist_root),
+                         "--floor-of", str(race_json)])
+    ens, peer = result["ms_per_1000"]["ensemble"], result["ms_per_1000"]["reparameterization"]
+    for split in (ens, peer):
+        assert split["convolutions"] > 0 and split["total"] == pytest.approx(
+            split["convolutions"] + split["max pooling"] + split["other"])
+    extra = ens["convolutions"] - peer["convolutions"]  # the mean-field pass's second set of convolutions
+    assert result["floor"] == pytest.approx((peer["total"] + extra) / peer["total"])
+    (bound,) = result["races"]  # both reached 0% after half an epoch: the bound is the floor itself
+    assert bound["time_ratio_at_floor"] == pytest.approx(result["floor"])
+
+
+def test_cost_floor_without_the_peer_profiles_the_ensemble_alone(mnist_root, monkeypatch):
+    monkeypatch.setitem(sys.modules, "bayesian_torch", None)
+    monkeypatch.setitem(sys.modules, "bayesian_torch.layers", None)
+    result = _bench().main([*TINY[1:], "--cost-floor", "--n-profile", "40", "--data-root", str(mnist_root)])
+    assert list(result["ms_per_1000"]) == ["ensemble"] and "floor" not in result
+    with pytest.raises(SystemExit, match="--n-profile must be >= 1"):
+        _bench().main([*TINY[1:], "--cost-floor", "--n-profile", "0", "--data-root", str(mnist_root)])
