@@ -160,3 +160,13 @@ def test_cost_floor_without_the_peer_profiles_the_ensemble_alone(mnist_root, mon
     assert list(result["ms_per_1000"]) == ["ensemble"] and "floor" not in result
     with pytest.raises(SystemExit, match="--n-profile must be >= 1"):
         _bench().main([*TINY[1:], "--cost-floor", "--n-profile", "0", "--data-root", str(mnist_root)])
+
+
+def test_fast_decay_grid_sets_each_entrys_schedule(mnist_root, monkeypatch):
+    bench = _bench()
+    monkeypatch.setitem(bench.FAST_DECAY_GRID, "ensemble", {"lr": (0.1,), "batch_size": (50,), "halve_every": (1, 2)})
+    result = bench.main([*TINY, "--tune", "--tune-grid", "fast-decay", "--data-root", str(mnist_root),
+                         "--target", "0.0", "--methods", "ensemble"])
+    assert {label: entry["halve_every"] for label, entry in result["methods"].items()} == {
+        "ensemble lr=0.1 batch=50 halve_every=1": 1, "ensemble lr=0.1 batch=50 halve_every=2": 2}
+    assert result["grid"]["ensemble"]["halve_every"] == (1, 2)
