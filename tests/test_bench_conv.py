@@ -50,13 +50,16 @@ def test_without_bayesian_torch_the_peer_is_skipped_with_the_install_line(mnist_
 def test_race_scores_every_part_epoch_with_each_methods_own_settings(mnist_root):
     bench = _bench()
     result = bench.main([*TINY, "--data-root", str(mnist_root), "--target", "1.1", "--evals-per-epoch", "2",
-                         "--methods", "ensemble", "--lr", "ensemble=0.05", "--batch", "ensemble=30"])
+                         "--methods", "ensemble", "--lr", "ensemble=0.05", "--batch", "ensemble=30",
+                         "--halve-every", "ensemble=2"])
     entry = result["methods"]["spike-and-slab ensemble"]
     assert entry["epochs"] == [0.5, 1.0] and len(entry["accuracy"]) == len(entry["seconds"]) == 2
-    assert (entry["lr"], entry["batch_size"]) == (0.05, 30)
+    assert (entry["lr"], entry["batch_size"], entry["halve_every"]) == (0.05, 30, 2)
     assert entry["reached_at_epoch"] is None and entry["seconds_to_target"] is None  # 110% is out of reach
     with pytest.raises(SystemExit, match="METHOD=VALUE"):
         bench.main([*TINY, "--data-root", str(mnist_root), "--lr", "mlp=0.1"])
+    with pytest.raises(SystemExit, match="--halve-every must be >= 0"):
+        bench.main([*TINY, "--data-root", str(mnist_root), "--halve-every", "ensemble=-1"])
     with pytest.raises(SystemExit, match="not a int"):
         bench.main([*TINY, "--data-root", str(mnist_root), "--batch", "ensemble=ten"])
 
