@@ -41,8 +41,8 @@ draw for every test batch) and scored on the official 10,000-image test
 set. A method stops once it reaches the target; the time is training time
 only (evaluation excluded), summed over parts.
 
-    python benchmarks/bench_conv.py --race --threads 1 --max-epochs 12 --seed 1 \
-        --json benchmarks/results/conv_race_cpu_tuned4_s1.json
+    python benchmarks/bench_conv.py --race --threads 1 --max-epochs 12 --seed 1 --noise-source counter \
+        --json benchmarks/results/conv_race_cpu_counter_fastdecay_s1.json
 
 ``--tune``: every grid point of every method (:data:`TUNE_GRID`: 3 rates x
 3 batch sizes x 2 noise levels each) races at once, interleaved; an entry
@@ -52,6 +52,17 @@ with another seed than the races it tunes::
 
     python benchmarks/bench_conv.py --tune --n-test 5000 --seed 0 --threads 1 --max-epochs 10 \
         --tune-thresholds 0.95 0.96 0.965 --json benchmarks/results/conv_tune4_cpu_s0.json
+
+``--tune-grid fast-decay`` tunes on :data:`FAST_DECAY_GRID` instead (rates halved every 1 or 2 epochs);
+``--halve-every METHOD=EPOCHS`` sets one method's schedule in a race.
+
+``--cost-floor``: where each method's training time goes (profiled: convolutions, max pooling, the
+rest, per 1,000 examples) and the *floor* of the ensemble / reparameterization epoch ratio, the ensemble
+with every cost but its second set of convolutions at the peer's; with ``--floor-of RACE_JSON ...``, each
+race's ensemble / peer time at that floor::
+
+    python benchmarks/bench_conv.py --cost-floor --threads 1 --noise-source counter \
+        --floor-of benchmarks/results/conv_race_cpu_counter_fastdecay_s*.json
 
 bayesian-torch is an optional peer, installed WITHOUT its dependencies (its
 layers need only torch; with dependencies pip pulls torchvision and a CUDA
