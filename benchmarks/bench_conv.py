@@ -472,6 +472,21 @@ def _cost_split(train, x, y, n_profile: int, generator) -> dict[str, float]:
     return split
 
 
+def _race_methods(path) -> dict[str, dict]:
+    """``{method: entry}`` of a ``--race`` result holding the ensemble and the reparameterization CNN."""
+    import json
+
+    try:
+        race_log = json.loads(Path(path).read_text())
+        methods = {entry["method"]: entry for entry in race_log["methods"].values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise SystemExit(f"--floor-of {path}: not a readable --race result ({error!r})") from None
+    if race_log.get("mode") != "race" or not {"ensemble", "reparameterization"} <= set(methods):
+        raise SystemExit(f"--floor-of {path}: needs a --race result with the ensemble and the reparameterization "
+                         f"CNN, got mode {race_log.get('mode')!r} with {sorted(methods)}")
+    return methods
+
+
 def cost_floor(args, device, data) -> dict:
     """Where each method's training time goes, and the least the ensemble's epoch can cost against the peer's.
 
@@ -481,10 +496,13 @@ def cost_floor(args, device, data) -> dict:
     (``--floor-of``), the ensemble's time to target at that floor, against the peer's:
     ``ensemble epochs x floor / peer epochs`` (below 1: the ensemble could win that race).
     """
-    import json
-
     x, y = data.x_train.to(device), data.y_train.to(device)
     n_profile = min(args.n_profile, x.shape[0])
+    if "ensemble" not in args.methods:
+        raise SystemExit(f"--cost-floor profiles the ensemble (and the reparameterization CNN): --methods must "
+                         f"include ensemble, got {args.methods}")
+    for path in args.floor_of or ():
+        _race_methods(path)  # a bad file fails before the profiling, not after
     kinds = [kind for kind in ("ensemble", "reparameterization") if kind in args.methods]
     if "reparameterization" in kinds and not _have_bayesian_torch():
         kinds.remove("reparameterization")
@@ -506,7 +524,7 @@ def cost_floor(args, device, data) -> dict:
               f"but the convolutions the peer's) {result['floor']:.2f}")
         bounds = []
         for path in args.floor_of or ():
-            methods = {e["method"]: e for e in json.loads(Path(path).read_text())["methods"].values()}
+            methods = _race_methods(path)
             ens_at, peer_at = methods["ensemble"]["reached_at_epoch"], methods["reparameterization"]["reached_at_epoch"]
             if ens_at is None or peer_at is None:
                 print(f"  {path}: a method did not reach the target; left out")
@@ -644,10 +662,9 @@ def main(argv=None) -> dict:
     if noises.get("ensemble", 0.0) < 0 or not all(math.isfinite(v) for v in noises.values()):
         raise SystemExit(f"--noise: the ensemble's pi/xi rate scale must be >= 0 and every value finite, got {noises}")
     base = {**base, "ensemble": {**base["ensemble"], "noise_source": args.noise_source}}
-    args.settings_of = {kind: {**base[kind], **({"lr": lrs[kind]} if kind in lrs else {}),
-                               **({"batch_size": batches[kind]} if kind in batches else {}),
-                               **({NOISE_KEY[kind]: noises[kind]} if kind in noises else {}),
-                               **({"halve_every": halvings[kind]} if kind in halvings else {})} for kind in RACE_METHODS}
+    overrides = {"lr": lrs, "batch_size": batches, "halve_every": halvings}
+    args.settings_of = {kind: {**base[kind], **{key: values[kind] for key, values in overrides.items() if kind in values},
+                               **({NOISE_KEY[kind]: noises[kind]} if kind in noises else {})} for kind in RACE_METHODS}
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

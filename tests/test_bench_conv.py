@@ -163,6 +163,23 @@ def test_cost_floor_without_the_peer_profiles_the_ensemble_alone(mnist_root, mon
     assert list(result["ms_per_1000"]) == ["ensemble"] and "floor" not in result
     with pytest.raises(SystemExit, match="--n-profile must be >= 1"):
         _bench().main([*TINY[1:], "--cost-floor", "--n-profile", "0", "--data-root", str(mnist_root)])
+    with pytest.raises(SystemExit, match="must include ensemble"):
+        _bench().main([*TINY[1:], "--cost-floor", "--methods", "flipout", "--data-root", str(mnist_root)])
+
+
+def test_cost_floor_names_a_bad_race_file_before_profiling(mnist_root, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit, match="not a readable --race result"):
+        _bench().main([*TINY[1:], "--cost-floor", "--data-root", str(mnist_root), "--floor-of", str(bad)])
+    alone = tmp_path / "alone.json"
+    _bench().main([*TINY, "--methods", "ensemble", "--target", "1.1", "--data-root", str(mnist_root),
+                   "--json", str(alone)])
+    with pytest.raises(SystemExit, match="with the ensemble and the reparameterization"):
+        _bench().main([*TINY[1:], "--cost-floor", "--data-root", str(mnist_root), "--floor-of", str(alone)])
+    with pytest.raises(SystemExit, match="not a readable"):
+        _bench().main([*TINY[1:], "--cost-floor", "--data-root", str(mnist_root),
+                       "--floor-of", str(tmp_path / "missing.json")])
 
 
 def test_fast_decay_grid_sets_each_entrys_schedule(mnist_root, monkeypatch):
