@@ -663,8 +663,9 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--noise: the ensemble's pi/xi rate scale must be >= 0 and every value finite, got {noises}")
     base = {**base, "ensemble": {**base["ensemble"], "noise_source": args.noise_source}}
     overrides = {"lr": lrs, "batch_size": batches, "halve_every": halvings}
-    args.settings_of = {kind: {**base[kind], **{key: values[kind] for key, values in overrides.items() if kind in values},
-                               **({NOISE_KEY[kind]: noises[kind]} if kind in noises else {})} for kind in RACE_METHODS}
+    args.settings_of = {kind: {**base[kind], **{key: given[kind] for key, given in overrides.items() if kind in given},
+                               **({NOISE_KEY[kind]: noises[kind]} if kind in noises else {})}
+                        for kind in RACE_METHODS}
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
